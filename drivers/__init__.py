@@ -1,0 +1,92 @@
+"""The driver contract: what every PDU driver is, and the helpers drivers share.
+
+Installed, this folder is the package ``pdumqtt.drivers``. A driver is one small
+module here: a :class:`Driver` subclass with its option schema beside its code,
+registered by name in ``setup.cfg`` under the ``pdumqtt.drivers`` entry-point group.
+See ``drivers/README.md`` for the guide.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import voluptuous as vol
+
+
+class DriverError(Exception):
+    """The device refused, failed or could not be reached.
+
+    The message is shown to users in the error ack, so it says what happened in
+    words a person can act on, and never contains a secret.
+    """
+
+
+class Driver:
+    """One PDU: switch one outlet, read one outlet back.
+
+    The runner guarantees that a driver instance is only ever called from one
+    thread at a time, one call at a time, so drivers need no locking of their own.
+    Construction must not do I/O: a driver is built lazily by the PDU's worker and
+    the first ``set``/``get`` opens whatever connection it needs.
+    """
+
+    #: Options this driver takes, as a voluptuous schema dict. Validated at start,
+    #: merged with the common PDU keys (driver, ports, retries, ...).
+    options: ClassVar[dict[Any, Any]] = {}
+    #: Free text shown in ``bridge/info`` and Home Assistant's device model.
+    model: ClassVar[str] = ""
+    #: True when ``get`` reads the outlet from the device.
+    can_read: ClassVar[bool] = False
+
+    def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
+        self.config = options
+        self.pdu = pdu
+        self.timeout = timeout
+
+    def set(self, port: int, on: bool) -> None:
+        """Switch outlet ``port`` (1-based) on or off; raise DriverError on failure."""
+        raise NotImplementedError
+
+    def get(self, port: int) -> bool:
+        """Return True when outlet ``port`` is on, read from the device."""
+        raise DriverError(f"{type(self).__name__} cannot read outlet state")
+
+    def cycle(self, port: int, delay: float) -> bool:
+        """Power-cycle with the device's own reboot command, if it has one.
+
+        Return False (the default) to let the runner do off, wait, on itself.
+        """
+        return False
+
+    def close(self) -> None:
+        """Release connections; the driver may be used again afterwards."""
+
+
+def split_host(address: str, default_port: int) -> tuple[str, int]:
+    """Split ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` into host and port."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif address.count(":") == 1:
+        host, _, port = address.partition(":")
+    else:
+        host, port = address, ""
+    if not host:
+        raise vol.Invalid(f"no host in {address!r}")
+    if port:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise vol.Invalid(f"bad port in {address!r}")
+        return host, int(port)
+    return host, default_port
+
+
+def HostAddress(default_port: int) -> vol.All:  # noqa: N802 - reads as a schema type
+    """Schema type: a ``host[:port]`` string, validated and kept as text."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise vol.Invalid("expected a host name or address, with :port if not standard")
+        split_host(value, default_port)
+        return value
+
+    return vol.All(check)
