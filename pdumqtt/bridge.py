@@ -225,6 +225,8 @@ class MqttBridge:
                 self._send_ack(repeat, payload)
 
     def _send_ack(self, command: Command, payload: bytes) -> None:
+        if command.on_ack is not None:
+            command.on_ack(payload)
         self._publish(f"{command.reply_to}/ack", payload)
         if command.response_topic:
             props = Properties(PacketTypes.PUBLISH)

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,9 @@ class Command:
     received: float = field(default_factory=time.monotonic)
     deadline: float | None = None  # monotonic time after which it must not run
     client_transaction: bool = False  # the sender chose the id, so it is deduplicated
+    # called with the ack's JSON once the command is done, for requests that came in
+    # another way than MQTT (the PDUDaemon listener) and wait for their answer
+    on_ack: Callable[[bytes], None] | None = None
 
 
 class BadCommand(Exception):
