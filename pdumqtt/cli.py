@@ -77,6 +77,7 @@ def daemon(config_path: str, broker: str | None, log_level: str) -> None:
     """
     from pdumqtt.broker import BrokerError
     from pdumqtt.daemon import Daemon
+    from pdumqtt.pdudaemon import ListenerError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -85,7 +86,7 @@ def daemon(config_path: str, broker: str | None, log_level: str) -> None:
         _fail(f"{config_path}: {e}", EXIT_USAGE)
     try:
         Daemon(config, broker=_broker(broker) if broker else None).run()
-    except BrokerError as e:
+    except (BrokerError, ListenerError) as e:
         _fail(str(e), EXIT_ERROR)
 
 
