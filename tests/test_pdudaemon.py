@@ -1,0 +1,290 @@
+"""The PDUDaemon drop-in: its HTTP and TCP requests byte for byte, pduclient, pdudaemon.conf.
+
+The requests are written out as PDUDaemon's pduclient and labgrid's PDUDaemonDriver put
+them on the wire (pduclient: one TCP line without a newline; python-requests: the GET with
+its default headers). The outlets are the ``sim`` driver's; the shell tests run real
+programs through ``localcmdline``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import free_port
+from pdumqtt.drivers.sim import device
+
+PDUCLIENT = [sys.executable, "-c", "from pdumqtt.pduclient import run; run()"]
+
+
+def tcp(address: tuple[str, int], data: bytes, timeout: float = 20) -> bytes:
+    """Send ``data`` in one write and read the answer until the listener closes."""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(data)
+        reply = b""
+        while chunk := sock.recv(16384):
+            reply += chunk
+    return reply
+
+
+def requests_get(address: tuple[str, int], target: str) -> bytes:
+    """The bytes python-requests 2.x sends for ``requests.get(url)`` (labgrid, pduclient -H)."""
+    host, port = address
+    return (f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: python-requests/2.31.0\r\n"
+            "Accept-Encoding: gzip, deflate\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n").encode()
+
+
+def http(address: tuple[str, int], raw: bytes) -> tuple[int, str]:
+    reply = tcp(address, raw)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1])
+    assert b"Connection: close" in head
+    return status, body.decode()
+
+
+@pytest.fixture
+def listener(daemon: Any, probe: Any, unique: str) -> Any:
+    """A daemon with two sim PDUs, an alias and the listener on a free port."""
+
+    class Setup:
+        pdu = f"{unique}-pdu"
+        other = f"{unique}-bad"
+        d = daemon({
+            "pdudaemon": {"listen": f"127.0.0.1:{free_port()}"},
+            "defaults": {"retries": 0, "timeout": 2, "cycle_delay": 0.2},
+            "pdus": {f"{unique}-pdu": {"driver": "sim", "ports": {"1": 1, "2": 2, "dut": 3}},
+                     f"{unique}-bad": {"driver": "sim", "ports": 2, "fail_ports": [2]}},
+            "aliases": {f"{unique}-board": {"pdu": f"{unique}-pdu", "port": "dut"}},
+        })
+        address = d.listener.address
+
+    probe.subscribe(f"pdu/{Setup.pdu}/#")
+    probe.subscribe(f"pdu/alias/{unique}-board/#")
+    return Setup
+
+
+def mqtt_ack(probe: Any, topic: str) -> dict[str, Any]:
+    return json.loads(probe.wait_for(topic).payload)
+
+
+# --- TCP, as pduclient sends it ------------------------------------------------------------
+
+
+def test_tcp_line_without_newline_switches_and_acks(listener: Any, probe: Any) -> None:
+    assert tcp(listener.address, f"{listener.pdu} 1 on".encode()) == b"ack\n"
+    assert device(listener.pdu).outlets[1] is True
+    ack = mqtt_ack(probe, f"pdu/{listener.pdu}/1/ack")
+    assert ack["status"] == "ok" and ack["action"] == "on" and ack["state"] == "ON"
+    probe.wait_for(f"pdu/{listener.pdu}/1/state", lambda m: m.payload == b"ON")
+
+    assert tcp(listener.address, f"{listener.pdu} 1 off".encode()) == b"ack\n"
+    assert device(listener.pdu).outlets[1] is False
+
+
+def test_tcp_reboot_with_delay_is_a_cycle(listener: Any, probe: Any) -> None:
+    started = time.monotonic()
+    assert tcp(listener.address, f"{listener.pdu} 2 reboot 1".encode()) == b"ack\n"
+    assert time.monotonic() - started >= 1.0  # answered once the outlet is back on
+    assert device(listener.pdu).outlets[2] is True
+    ack = mqtt_ack(probe, f"pdu/{listener.pdu}/2/ack")
+    assert ack["action"] == "cycle" and ack["status"] == "ok" and ack["took_ms"] >= 1000
+
+
+def test_tcp_port_with_leading_zero_and_port_name(listener: Any) -> None:
+    assert tcp(listener.address, f"{listener.pdu} 01 on\n".encode()) == b"ack\n"
+    assert tcp(listener.address, f"{listener.pdu} dut on".encode()) == b"ack\n"
+    assert device(listener.pdu).outlets[1] is True and device(listener.pdu).outlets[3] is True
+
+
+@pytest.mark.parametrize("line", [
+    "{pdu} 9 on", "nosuchpdu 1 on", "{pdu} 1 dance", "{pdu} 1", "{pdu} 1 on 5 extra", "{pdu} 1 reboot soon",
+    "{pdu} 1 reboot -3", "{pdu} 1;reboot on", "\n", "\xff\xfe",
+])
+def test_tcp_refusals_answer_nack(listener: Any, line: str) -> None:
+    assert tcp(listener.address, line.format(pdu=listener.pdu).encode("utf-8", "surrogateescape")) == b"nack\n"
+    assert device(listener.pdu).calls >= 0  # the listener survives: the next request works
+    assert tcp(listener.address, f"{listener.pdu} 1 on".encode()) == b"ack\n"
+
+
+def test_tcp_device_failure_is_nack(listener: Any) -> None:
+    assert tcp(listener.address, f"{listener.other} 2 on".encode()) == b"nack\n"
+    assert tcp(listener.address, f"{listener.other} 1 on".encode()) == b"ack\n"
+
+
+# --- HTTP, as labgrid and pduclient -H send it ---------------------------------------------
+
+
+def test_http_requests_bytes_switch(listener: Any, probe: Any) -> None:
+    status, body = http(listener.address, requests_get(
+        listener.address, f"/power/control/on?hostname={listener.pdu}&port=2"))
+    assert (status, body) == (200, "OK - accepted request\n")
+    assert device(listener.pdu).outlets[2] is True
+    assert mqtt_ack(probe, f"pdu/{listener.pdu}/2/ack")["status"] == "ok"
+
+
+def test_http_labgrid_reboot_with_delay(listener: Any) -> None:
+    started = time.monotonic()
+    status, _ = http(listener.address, requests_get(
+        listener.address, f"/power/control/reboot?hostname={listener.pdu}&port=1&delay=1"))
+    assert status == 200 and time.monotonic() - started >= 1.0
+    assert device(listener.pdu).outlets[1] is True
+
+
+def test_http_alias(listener: Any, probe: Any, unique: str) -> None:
+    status, _ = http(listener.address, requests_get(listener.address, f"/power/control/on?alias={unique}-board"))
+    assert status == 200 and device(listener.pdu).outlets[3] is True
+    ack = mqtt_ack(probe, f"pdu/alias/{unique}-board/ack")
+    assert ack["alias"] == f"{unique}-board" and ack["port"] == "dut"
+
+
+def test_http_on_with_delay_waits_before_switching(listener: Any) -> None:
+    device(listener.pdu).outlets[1] = False
+    started = time.monotonic()
+    status, _ = http(listener.address, requests_get(
+        listener.address, f"/power/control/on?hostname={listener.pdu}&port=1&delay=1"))
+    assert status == 200 and time.monotonic() - started >= 1.0 and device(listener.pdu).outlets[1] is True
+
+
+@pytest.mark.parametrize(("target", "status"), [
+    ("/power/control/on?hostname={pdu}&port=7", 404),
+    ("/power/control/on?hostname=nosuch&port=1", 404),
+    ("/power/control/on?alias=nosuch", 404),
+    ("/power/control/dance?hostname={pdu}&port=1", 404),
+    ("/power/status?hostname={pdu}&port=1", 404),
+    ("/power/control/on?hostname={pdu}", 400),
+    ("/power/control/on?port=1", 400),
+    ("/power/control/on?alias=x&hostname={pdu}&port=1", 400),
+    ("/power/control/reboot?hostname={pdu}&port=1&delay=soon", 400),
+    ("/power/control/reboot?hostname={pdu}&port=1&delay=-1", 400),
+    ("/power/control/reboot?hostname={pdu}&port=1&delay=1e9", 400),
+    ("/power/control/on?hostname={pdu}&port=1%3Btouch%20x", 404),
+])
+def test_http_refusals(listener: Any, target: str, status: int) -> None:
+    got, body = http(listener.address, requests_get(listener.address, target.format(pdu=listener.pdu)))
+    assert got == status, body
+    assert body.strip()  # a plain reason
+
+
+def test_http_failed_device_is_502_and_other_methods_405(listener: Any) -> None:
+    status, body = http(listener.address, requests_get(
+        listener.address, f"/power/control/on?hostname={listener.other}&port=2"))
+    assert status == 502 and "simulated failure" in body
+    reply = tcp(listener.address, b"POST /power/control/on HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 405 ") and b"Allow: GET" in reply
+
+
+def test_http_request_in_pieces(listener: Any) -> None:
+    raw = requests_get(listener.address, f"/power/control/on?hostname={listener.pdu}&port=1")
+    with socket.create_connection(listener.address, timeout=10) as sock:
+        for piece in (raw[:2], raw[2:30], raw[30:]):
+            sock.sendall(piece)
+            time.sleep(0.05)  # pacing the writes, not synchronising: the answer is awaited below
+        reply = sock.makefile("rb").read()
+    assert reply.startswith(b"HTTP/1.1 200 ")
+
+
+# --- request data never reaches a shell --------------------------------------------------
+
+
+SHELL_PORTS = ["1;touch {mark}", "1 && touch {mark}", "$(touch {mark})", "`touch {mark}`", "1|touch {mark}",
+               "../1", "1\ttouch"]
+
+
+def test_shell_metacharacters_in_a_port_never_run(daemon: Any, unique: str, tmp_path: Path) -> None:
+    mark = tmp_path / "pwned"
+    done = tmp_path / "on-1"
+    d = daemon({
+        "pdudaemon": {"listen": f"127.0.0.1:{free_port()}"},
+        "pdus": {unique: {"driver": "localcmdline", "ports": 4, "retries": 0,
+                          "cmd_on": ["touch", f"{tmp_path}/on-{{port}}"], "cmd_off": ["true"]}},
+    })
+    from urllib.parse import quote
+
+    for port in SHELL_PORTS:
+        port = port.format(mark=mark)
+        assert tcp(d.listener.address, f"{unique} {port} on".encode()) == b"nack\n"
+        status, _ = http(d.listener.address, requests_get(
+            d.listener.address, f"/power/control/on?hostname={unique}&port={quote(port)}"))
+        assert status == 404
+    assert tcp(d.listener.address, f"{unique} 1 on".encode()) == b"ack\n"
+    assert done.exists()  # the program does run for a real port...
+    assert not mark.exists()  # ...and nothing in a refused port ever ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["on-1"]
+
+
+# --- pduclient against the listener and the broker ---------------------------------------
+
+
+def pduclient(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PDUCLIENT, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("http_flag", [[], ["-H"]])
+def test_pduclient_against_the_listener(listener: Any, http_flag: list[str]) -> None:
+    daemon_address = f"127.0.0.1:{listener.address[1]}"
+    done = pduclient(*http_flag, "--daemon", daemon_address, "--hostname", listener.pdu, "--port", "2",
+                     "--command", "on")
+    assert done.returncode == 0 and done.stdout == "Command sent successfully.\n"
+    assert device(listener.pdu).outlets[2] is True
+    done = pduclient(*http_flag, "--daemon", daemon_address, "--hostname", listener.pdu, "--port", "02",
+                     "--command", "reboot", "--delay", "1")
+    assert done.returncode == 0
+    refused = pduclient(*http_flag, "--daemon", daemon_address, "--hostname", "nosuch", "--port", "2",
+                        "--command", "off")
+    assert refused.returncode == 127 and refused.stdout.startswith("Error sending command! ")
+
+
+def test_pduclient_exit_codes_without_a_daemon() -> None:
+    nobody = f"127.0.0.1:{free_port()}"
+    done = pduclient("--daemon", nobody, "--hostname", "p", "--port", "1", "--command", "on")
+    assert done.returncode == 1 and "wrong daemon hostname" in done.stdout
+    done = pduclient("-H", "--daemon", nobody, "--hostname", "p", "--port", "1", "--command", "on")
+    assert done.returncode == 1
+    assert pduclient("--daemon", nobody, "--hostname", "p", "--port", "1").returncode == 1  # missing --command
+    done = pduclient("--daemon", nobody, "--hostname", "p", "--port", "1", "--command", "dance")
+    assert done.returncode == 1 and "Unknown pdu command: dance" in done.stdout
+    assert pduclient("--help").returncode == 0
+
+
+def test_pduclient_mqtt(listener: Any, broker: Any) -> None:
+    args = ["--mqtt", "--daemon", broker.address, "--hostname", listener.pdu]
+    done = pduclient(*args, "--port", "dut", "--command", "on")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert device(listener.pdu).outlets[3] is True
+    done = pduclient(*args, "--port", "9", "--command", "on")
+    assert done.returncode == 127 and "unknown port" in done.stdout
+    nobody = f"127.0.0.1:{free_port()}"
+    done = pduclient("--mqtt", "--broker", nobody, "--hostname", "x", "--port", "1", "--command", "on")
+    assert done.returncode == 1
+
+
+def test_pduclient_console_script_is_installed() -> None:
+    exe = shutil.which("pduclient", path=os.path.dirname(sys.executable)) or shutil.which("pduclient")
+    assert exe, "pduclient console script missing: pip install -e ."
+    done = subprocess.run([exe, "--hostname", "x"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and done.stdout == "Missing option, try -h for help\n"
+
+
+def test_listener_port_taken_is_a_clear_error(broker: Any, unique: str) -> None:
+    from pdumqtt.config import load_config_data
+    from pdumqtt.daemon import Daemon
+    from pdumqtt.pdudaemon import ListenerError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = load_config_data({"pdudaemon": {"listen": f"127.0.0.1:{port}"},
+                                   "pdus": {unique: {"driver": "sim", "ports": 1}}})
+        d = Daemon(config, broker=(broker.host, broker.port))
+        with pytest.raises(ListenerError, match=f"cannot listen on 127.0.0.1:{port}"):
+            d.start()
+        assert not d.bridge.connected.is_set()
