@@ -103,6 +103,26 @@ def check(config_path: str) -> None:
     click.echo(f"{config_path}: ok, {len(config.pdus)} PDUs, {ports} outlets, {len(config.aliases)} aliases")
 
 
+@main.command()
+@click.argument("pdudaemon_conf", type=click.Path(dir_okay=False))
+def migrate(pdudaemon_conf: str) -> None:
+    """Print the pdumqtt YAML equivalent to a PDUDaemon config (pdudaemon.conf).
+
+    Whatever cannot be mapped is shown as a comment. The daemon also reads the
+    pdudaemon.conf itself, unchanged: this is for moving to a pdumqtt config.
+    """
+    from pdumqtt.pdudaemon_conf import convert, is_pdudaemon_conf, to_yaml
+
+    try:
+        data = read_config_file(pdudaemon_conf)
+    except ConfigError as e:
+        _fail(str(e), EXIT_USAGE)
+    if not is_pdudaemon_conf(data):
+        _fail(f"{pdudaemon_conf}: not a PDUDaemon config (expected JSON with 'daemon' and 'pdus' of "
+              "{driver: ...} entries)", EXIT_USAGE)
+    click.echo(to_yaml(convert(data), pdudaemon_conf), nl=False)
+
+
 def _schema_rows(options: dict[Any, Any]) -> list[str]:
     rows = []
     for key in options:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
+from conftest import free_port, wait_until
 from pdumqtt.drivers.sim import device
 
 PDUCLIENT = [sys.executable, "-c", "from pdumqtt.pduclient import run; run()"]
@@ -288,3 +288,156 @@ def test_listener_port_taken_is_a_clear_error(broker: Any, unique: str) -> None:
         with pytest.raises(ListenerError, match=f"cannot listen on 127.0.0.1:{port}"):
             d.start()
         assert not d.bridge.connected.is_set()
+
+
+# --- an unchanged pdudaemon.conf ----------------------------------------------------------
+
+
+def pdudaemon_conf(prefix: str, out: Path, port: int) -> dict[str, Any]:
+    """A config shaped like PDUDaemon's shipped share/pdudaemon.conf, writing to ``out``."""
+    def local(label: str) -> dict[str, str]:
+        return {"driver": "localcmdline", "cmd_on": f"echo '{label}%s on' >> {out}",
+                "cmd_off": f"echo '{label}%s off' >> {out}"}
+
+    return {
+        "daemon": {"hostname": "127.0.0.1", "port": port, "logging_level": "DEBUG", "listener": "http"},
+        "pdus": {
+            f"{prefix}-test": local(""),
+            f"{prefix}-drivealias": local("drivealias "),
+            f"{prefix}-httpalias": local("httpalias "),
+            f"{prefix}-plain": {"driver": "localcmdline", "cmd_on": f"touch {out.parent}/plain-%s-on",
+                                "cmd_off": f"touch {out.parent}/plain-%s-off", "retries": 2, "retrydelay": 1},
+            f"{prefix}-nothing": {"driver": "localcmdline"},
+            "baylibre-acme.local": {"driver": "acme"},
+            "apc7952-retries": {"driver": "apc7952", "telnetport": 23, "retries": 2},
+            "energenie": {"driver": "EG-PMS", "device": "aa:bb:cc:xx:yy"},
+            "cleware-usb-switch-4": {"driver": "ClewareUsbSwitch4", "serial": 12345},
+            "apc-snmpv1-private": {"driver": "snmpv1", "community": "s3cr3t-community", "mib": "PowerNet-MIB",
+                                   "controlpoint": "sPDUOutletCtl", "onsetting": "1", "offsetting": 2},
+        },
+        "aliases": {
+            f"{prefix}-aliastesthttp01": {"hostname": f"{prefix}-httpalias", "port": 1},
+            f"{prefix}-aliastestdrive02": {"hostname": f"{prefix}-drivealias", "port": 2},
+        },
+    }
+
+
+def test_unchanged_pdudaemon_conf_runs(broker: Any, probe: Any, unique: str, tmp_path: Path) -> None:
+    out = tmp_path / "pdu"
+    port = free_port()
+    conf = tmp_path / "pdudaemon.conf"
+    conf.write_text(json.dumps(pdudaemon_conf(unique, out, port), indent=4))
+    probe.subscribe(f"pdu/{unique}-test/#")
+    proc = subprocess.Popen([sys.executable, "-m", "pdumqtt", "daemon", "-c", str(conf), "--broker", broker.address],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def listening() -> bool:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(listening, 20, "the PDUDaemon listener")
+        assert tcp(("127.0.0.1", port), f"{unique}-test 3 on".encode()) == b"ack\n"
+        status, _ = http(("127.0.0.1", port), requests_get(
+            ("127.0.0.1", port), f"/power/control/reboot?alias={unique}-aliastesthttp01&delay=0"))
+        assert status == 200
+        assert tcp(("127.0.0.1", port), f"{unique}-plain 04 on".encode()) == b"ack\n"
+        assert tcp(("127.0.0.1", port), f"{unique}-nothing 1 off".encode()) == b"ack\n"
+        assert tcp(("127.0.0.1", port), b"energenie 1 on") == b"nack\n"  # left out: no such driver here
+        assert out.read_text().splitlines() == ["3 on", "httpalias 1 off", "httpalias 1 on"]
+        assert (tmp_path / "plain-4-on").exists()
+        ack = json.loads(probe.wait_for(f"pdu/{unique}-test/3/ack").payload)
+        assert ack["status"] == "ok" and ack["state"] == "ON"
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0, output
+    assert "PDUDaemon PDU 'energenie' left out" in output
+    assert "s3cr3t" not in output  # the SNMP community is a secret
+
+
+def test_migrate_prints_yaml_with_comments(unique: str, tmp_path: Path) -> None:
+    import yaml
+    from conftest import run_cli
+
+    from pdumqtt import registry
+
+    data = pdudaemon_conf(unique, tmp_path / "pdu", 16421)
+    conf = tmp_path / "pdudaemon.conf"
+    conf.write_text(json.dumps(data))
+    done = run_cli("migrate", str(conf))
+    assert done.returncode == 0, done.stderr
+    converted = yaml.safe_load(done.stdout)
+    assert converted["pdudaemon"] == {"listen": "127.0.0.1:16421"}
+    assert converted["aliases"][f"{unique}-aliastestdrive02"] == {"pdu": f"{unique}-drivealias", "port": "2"}
+    plain = converted["pdus"][f"{unique}-plain"]
+    assert plain["cmd_on"] == ["touch", f"{tmp_path}/plain-{{port}}-on"]
+    assert plain["retries"] == 1 and plain["retry_delay"] == 1 and plain["ports"] == 48
+    assert converted["pdus"][f"{unique}-test"]["cmd_on"][:2] == ["sh", "-c"]
+    assert converted["pdus"][f"{unique}-nothing"]["cmd_on"] == ["true"]
+    assert "# daemon.logging_level 'DEBUG'" in done.stdout
+    for name, pdu in data["pdus"].items():
+        if pdu["driver"] not in registry.names() and pdu["driver"] != "localcmdline":
+            assert name not in (converted["pdus"] or {})
+            assert f"# NOT CONVERTED: no pdumqtt driver for PDUDaemon's {pdu['driver']!r}" in done.stdout
+    assert '"community": "<secret' in done.stdout
+    # the output is a config the daemon takes as it is
+    path = tmp_path / "migrated.yaml"
+    path.write_text(done.stdout)
+    assert run_cli("check", "-c", str(path)).returncode == 0
+    assert run_cli("migrate", str(path)).returncode == 2  # a pdumqtt config is not PDUDaemon's
+
+
+@pytest.mark.parametrize(("command", "argv"), [
+    ("relay-ctl --port %s on", ["relay-ctl", "--port", "{port}", "on"]),
+    ("/usr/bin/switch '%s' 'on now'", ["/usr/bin/switch", "{port}", "on now"]),
+    ("echo port%s 100%%", ["echo", "port{port}", "100%"]),
+    ("echo %d", ["echo", "{port}"]),
+])
+def test_localcmdline_strings_without_shell_syntax_become_argument_lists(command: str, argv: list[str]) -> None:
+    from pdumqtt.pdudaemon_conf import shell_command
+
+    assert shell_command(command) == argv
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("echo '%s on' >> {out}", "{port} on"),
+    ("echo \"port %s on\" >> {out}", "port {port} on"),
+    ("echo %s >> {out}", "{port}"),
+    ("printf '%%s\\n' %s0 >> {out}", "{port}0"),
+    ("echo 'it''s' %s | tr a-z A-Z >> {out}", "ITS {port}"),
+])
+def test_localcmdline_shell_strings_get_the_port_as_an_argument(command: str, expected: str, tmp_path: Path) -> None:
+    """Even a hostile port (never let through by the listener) would be text, not code."""
+    from pdumqtt.pdudaemon_conf import shell_command
+
+    out = tmp_path / "out"
+    mark = tmp_path / "pwned"
+    argv = shell_command(command.format(out=out))
+    assert argv[:2] == ["sh", "-c"] and argv[3:] == ["sh", "{port}"]
+    for port in ["3", f"3; touch {mark}", f"$(touch {mark})", f"'`touch {mark}`'"]:
+        out.unlink(missing_ok=True)
+        subprocess.run([a.replace("{port}", port) for a in argv], check=True, timeout=10)
+        want = expected.format(port=port)
+        assert out.read_text().strip() == (want.upper() if "tr a-z" in command else want)
+    assert not mark.exists()
+
+
+@pytest.mark.parametrize("command", ["echo %x", "echo 'unbalanced %s", "", "echo %"])
+def test_localcmdline_strings_that_cannot_be_mapped(command: str) -> None:
+    from pdumqtt.pdudaemon_conf import Unmappable, shell_command
+
+    with pytest.raises(Unmappable):
+        shell_command(command)
+
+
+def test_pdudaemon_conf_detection() -> None:
+    from pdumqtt.pdudaemon_conf import is_pdudaemon_conf
+
+    assert is_pdudaemon_conf({"daemon": {"hostname": "0.0.0.0"}, "pdus": {"a": {"driver": "localcmdline"}}})
+    assert not is_pdudaemon_conf({"pdus": {"a": {"driver": "sim", "ports": 2}}})
+    assert not is_pdudaemon_conf({"daemon": {}, "pdus": {"a": "x"}})
+    assert not is_pdudaemon_conf([1])
