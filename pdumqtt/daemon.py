@@ -30,6 +30,12 @@ class Daemon:
         self.bridge = MqttBridge(config, *broker)
         self.runner = Runner(config, self.bridge)
         self.bridge.submit = self.runner.submit
+        self.discovery = None
+        if config.homeassistant["discovery"]:
+            from pdumqtt.homeassistant import Discovery
+
+            self.discovery = Discovery(config, self.bridge.client, self.bridge.v5)
+            self.bridge.on_connected.append(self.discovery.on_connected)
         self.listener = None
         if config.pdudaemon is not None:
             from pdumqtt.pdudaemon import PduDaemonListener
