@@ -135,6 +135,25 @@ class Probe:
                     raise AssertionError(f"nothing on {topic} within {timeout} s; last seen {seen}")
                 self.cond.wait(left)
 
+    def wait_count(self, topic: str, count: int, timeout: float = 10.0,
+                   where: Callable[[mqtt.MQTTMessage], bool] = lambda m: True) -> list[mqtt.MQTTMessage]:
+        """Wait until ``count`` messages on ``topic`` (that satisfy ``where``) have arrived; return them."""
+        deadline = time.monotonic() + timeout
+        seen: list[mqtt.MQTTMessage] = []
+        scanned = 0
+        with self.cond:
+            while True:
+                for m in self.messages[scanned:]:
+                    if mqtt.topic_matches_sub(topic, m.topic) and where(m):
+                        seen.append(m)
+                scanned = len(self.messages)
+                if len(seen) >= count:
+                    return seen
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{len(seen)} of {count} messages on {topic} within {timeout} s")
+                self.cond.wait(left)
+
     def all(self, topic: str) -> list[mqtt.MQTTMessage]:
         with self.cond:
             return [m for m in self.messages if mqtt.topic_matches_sub(topic, m.topic)]
@@ -152,8 +171,8 @@ class Probe:
         return json.loads(msg.payload)
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 @pytest.fixture
@@ -161,6 +180,20 @@ def probe(broker: Broker) -> Iterator[Probe]:
     p = Probe(broker)
     yield p
     p.close()
+
+
+@pytest.fixture
+def make_probe(broker: Broker) -> Iterator[Callable[[], Probe]]:
+    """More probe clients, for tests that need a second subscriber."""
+    made: list[Probe] = []
+
+    def make() -> Probe:
+        made.append(Probe(broker))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.close()
 
 
 @pytest.fixture
@@ -178,6 +211,8 @@ def daemon(broker: Broker, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     started: list[Daemon] = []
 
     def start(config: dict[str, Any]) -> Daemon:
+        # each daemon its own MQTT session, unless the test resumes one on purpose
+        config.setdefault("mqtt", {}).setdefault("client_id", f"test-{uuid.uuid4().hex[:12]}")
         cfg = load_config_data(config)
         d = Daemon(cfg, broker=(broker.host, broker.port))
         d.start()
@@ -201,3 +236,36 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30,
     """Run ``pdumqtt`` as a user would, in a child process."""
     return subprocess.run([sys.executable, "-m", "pdumqtt", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, input=input)
+
+
+@dataclass
+class DaemonProcess:
+    process: subprocess.Popen[str]
+    config_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def daemon_process(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start ``pdumqtt daemon`` as a child process, as a user would."""
+    started: list[DaemonProcess] = []
+
+    def start(config: dict[str, Any], *args: str, env: dict[str, str] | None = None) -> DaemonProcess:
+        path = write_config(tmp_path, config, f"daemon-{len(started)}.yaml")
+        proc = subprocess.Popen([sys.executable, "-m", "pdumqtt", "daemon", "-c", str(path), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, **(env or {})})
+        started.append(DaemonProcess(proc, path))
+        return started[-1]
+
+    yield start
+    for d in started:
+        d.stop()
