@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import voluptuous as vol
+
 from pdumqtt.drivers import Driver, DriverError
 
 

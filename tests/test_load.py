@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter, defaultdict
 
@@ -40,10 +41,10 @@ def test_500_commands_over_10_pdus(daemon, probe, unique, tmp_path):
     overlaps_within = 0
     for spans in calls.values():
         spans.sort()
-        overlaps_within += sum(1 for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1])
+        overlaps_within += sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
     assert overlaps_within == 0
     everything = sorted((s, e, pdu) for pdu, spans in calls.items() for s, e in spans)
-    overlaps_across = sum(1 for a, b in zip(everything, everything[1:], strict=False) if b[0] < a[1] and a[2] != b[2])
+    overlaps_across = sum(1 for a, b in itertools.pairwise(everything) if b[0] < a[1] and a[2] != b[2])
     assert overlaps_across > 0, "PDUs never ran in parallel"
 
 

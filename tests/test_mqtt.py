@@ -76,7 +76,8 @@ def test_v5_response_topic_gets_the_ack_with_its_correlation(daemon, probe, uniq
     props.ResponseTopic = probe.reply_topic
     props.CorrelationData = b"\x00\x01corr"
     probe.publish(f"pdu/{unique}/1/set", "ON", properties=props)
-    reply = probe.wait_for(probe.reply_topic, lambda m: getattr(m.properties, "CorrelationData", None) == b"\x00\x01corr")
+    reply = probe.wait_for(probe.reply_topic,
+                           lambda m: getattr(m.properties, "CorrelationData", None) == b"\x00\x01corr")
     assert json.loads(reply.payload)["status"] == "ok"
 
 
@@ -132,7 +133,8 @@ def test_cycle_is_atomic_for_its_port_while_other_ports_go_on(daemon, probe, uni
     acks = [json.loads(m.payload) for m in probe.all(f"pdu/{unique}/+/ack")]
     assert [(a["port"], a["action"]) for a in acks] == [("2", "on"), ("1", "cycle"), ("1", "on")]
     assert acks[1]["took_ms"] >= 500 and acks[1]["state"] == "ON"
-    calls = [(c["port"], c["action"]) for c in map(json.loads, journal.read_text().splitlines()) if c["action"] != "get"]
+    calls = [(c["port"], c["action"]) for c in map(json.loads, journal.read_text().splitlines())
+             if c["action"] != "get"]
     assert calls == [(1, "off"), (2, "on"), (1, "on"), (1, "on")]
 
 
