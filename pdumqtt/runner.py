@@ -201,12 +201,13 @@ class PduWorker:
                     on = self._call("get", number, tries=1)
                     if self._known.get(number) != on:
                         self._confirm(name, number, on)
-            else:
+            elif self.online is None:
                 self._set_online(True)  # nothing to ask the device: assume it is there until a call fails
         except CallFailed as e:
             log.warning("pdu %s: probe failed: %s", self.pdu.name, e)
+        readable = self._driver is not None and self._driver.can_read
         interval = self.pdu.poll_interval or (OFFLINE_PROBE_INTERVAL if not self.online else 0)
-        if interval:
+        if interval and (readable or self._driver is None):
             self._schedule(interval, self._probe)
 
     # --- driver calls ----------------------------------------------------------------
