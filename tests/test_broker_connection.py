@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from support import Broker, Probe, start_mosquitto
+from support import Broker, Probe, free_port, start_mosquitto
 
 
 @pytest.fixture
@@ -96,3 +96,35 @@ def test_a_wrong_password_is_logged_and_never_printed(own_broker, tmp_path, daem
     output = "".join(lines) + proc.process.stdout.read()
     assert "refused the connection" in output
     assert "wrong-Pa55" not in output
+
+
+def make_certificates(folder) -> tuple[str, str, str]:
+    """A CA and a server certificate for 127.0.0.1, made with openssl."""
+    ca_key, ca, key, csr, cert = (str(folder / n) for n in ("ca.key", "ca.pem", "server.key", "server.csr",
+                                                             "server.pem"))
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=pdumqtt test CA",
+        "-keyout", ca_key, "-out", ca)
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr)
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+        "-extfile", str(ext), "-out", cert)
+    return ca, cert, key
+
+
+def test_tls_with_a_private_ca(own_broker, tmp_path, daemon_process, unique):
+    ca, cert, key = make_certificates(tmp_path)
+    tls_port = free_port()
+    # one broker, two listeners: plain for the test's probe, TLS for the daemon
+    broker = own_broker(extra=f"allow_anonymous true\nlistener {tls_port} 127.0.0.1\n"
+                              f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n")
+    probe = Probe(broker)
+    try:
+        probe.subscribe(f"{unique}/bridge/state")
+        daemon_process({"mqtt": {"host": "127.0.0.1", "port": tls_port, "tls": {"ca_certs": ca},
+                                 "base_topic": unique}, "pdus": {"p": {"driver": "sim", "ports": 1}}})
+        probe.wait_for(f"{unique}/bridge/state", lambda m: m.payload == b"online", timeout=20)
+        assert probe.request(f"{unique}/p/1/set", "ON")["status"] == "ok"
+    finally:
+        probe.close()
