@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import Probe
+from support import Probe
 
 NODE = "pdumqtt_pdu"
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, wait_until
+from support import free_port, wait_until
+
 from pdumqtt.drivers.sim import device
 
 PDUCLIENT = [sys.executable, "-c", "from pdumqtt.pduclient import run; run()"]
@@ -361,7 +362,7 @@ def test_unchanged_pdudaemon_conf_runs(broker: Any, probe: Any, unique: str, tmp
 
 def test_migrate_prints_yaml_with_comments(unique: str, tmp_path: Path) -> None:
     import yaml
-    from conftest import run_cli
+    from support import run_cli
 
     from pdumqtt import registry
 
