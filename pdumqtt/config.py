@@ -75,6 +75,9 @@ def _ports(value: Any) -> dict[str, int]:
 def _host_port(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise vol.Invalid("expected HOST:PORT")
+    from pdumqtt.drivers import split_host
+
+    split_host(value, 1)  # vol.Invalid naming what is wrong
     return value
 
 
