@@ -167,11 +167,12 @@ class PduDaemonListener:
         self._handlers.add(task)
         peer = writer.get_extra_info("peername")
         peer = peer[0] if isinstance(peer, tuple) else "?"
+        http = False
         try:
             data = await asyncio.wait_for(reader.read(MAX_REQUEST), READ_TIMEOUT)
             while _may_become_http(data) and (more := await asyncio.wait_for(reader.read(MAX_REQUEST), READ_TIMEOUT)):
                 data += more
-            if _is_http(data):
+            if http := _is_http(data):
                 await self._http(data, reader, writer, peer)
             else:
                 await self._tcp(data, reader, writer, peer)
@@ -179,7 +180,7 @@ class PduDaemonListener:
             pass
         except asyncio.CancelledError:  # the daemon stops: say so if the client still listens
             with suppress(OSError, RuntimeError, TimeoutError):
-                writer.write(b"nack\n")
+                writer.write(_http_response(Outcome(503, "not run: the daemon is stopping")) if http else b"nack\n")
         finally:
             self._handlers.discard(task)
             with suppress(OSError, RuntimeError, TimeoutError):
@@ -225,11 +226,7 @@ class PduDaemonListener:
             extra = "Allow: GET\r\n"
         log.info("pdudaemon http from %s: %s -> %d %s", peer, _short(request_line.decode("latin-1")),
                  outcome.status, outcome.reason)
-        body = ((OK_BODY if outcome.ok else outcome.reason) + "\n").encode()
-        head = (f"HTTP/1.1 {outcome.status} {REASONS.get(outcome.status, 'Error')}\r\n"
-                f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
-                f"{extra}Connection: close\r\n\r\n")
-        writer.write(head.encode() + body)
+        writer.write(_http_response(outcome, extra))
         await writer.drain()
 
     async def _http_outcome(self, request_line: bytes) -> Outcome:
@@ -310,6 +307,14 @@ class PduDaemonListener:
         call = (pdu.retries + 1) * pdu.timeout + backoff
         delay = pdu.cycle_delay if command.delay is None else command.delay
         return self.config.mqtt["max_command_age"] + 2 * (3 * call + delay) + 5
+
+
+def _http_response(outcome: Outcome, extra_headers: str = "") -> bytes:
+    body = ((OK_BODY if outcome.ok else outcome.reason) + "\n").encode()
+    head = (f"HTTP/1.1 {outcome.status} {REASONS.get(outcome.status, 'Error')}\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+            f"{extra_headers}Connection: close\r\n\r\n")
+    return head.encode() + body
 
 
 def _delay(text: str) -> float:

@@ -442,3 +442,43 @@ def test_pdudaemon_conf_detection() -> None:
     assert not is_pdudaemon_conf({"pdus": {"a": {"driver": "sim", "ports": 2}}})
     assert not is_pdudaemon_conf({"daemon": {}, "pdus": {"a": "x"}})
     assert not is_pdudaemon_conf([1])
+
+
+def test_requests_under_way_are_answered_when_the_daemon_stops(daemon: Any, unique: str) -> None:
+    import threading
+
+    d = daemon({"pdudaemon": {"listen": f"127.0.0.1:{free_port()}"},
+                "pdus": {unique: {"driver": "sim", "ports": 2, "hang_ports": [2], "timeout": 30, "retries": 0}}})
+    address = d.listener.address
+    replies: dict[str, bytes] = {}
+
+    def ask(name: str, data: bytes) -> None:
+        replies[name] = tcp(address, data)
+
+    threads = [
+        threading.Thread(target=ask, args=("waiting", requests_get(
+            address, f"/power/control/on?hostname={unique}&port=1&delay=600"))),  # sleeping before it runs
+        threading.Thread(target=ask, args=("hanging", f"{unique} 2 on".encode())),  # stuck on the device
+        threading.Thread(target=ask, args=("queued", f"{unique} 1 off".encode())),  # behind the stuck one
+    ]
+    threads[1].start()
+    wait_until(lambda: device(unique).calls >= 2, 10, "the hanging call")  # the start probe, then port 2
+    for t in (threads[0], threads[2]):
+        t.start()
+    wait_until(lambda: len(d.listener._handlers) == 3, 10, "three requests under way")
+    try:
+        d.stop()
+    finally:
+        device(unique).release.set()
+    for t in threads:
+        t.join(20)
+    assert replies["waiting"].startswith(b"HTTP/1.1 503 ") and b"stopping" in replies["waiting"]
+    assert replies["queued"] == b"nack\n"  # refused: not run, the daemon is stopping
+    assert replies["hanging"] == b"nack\n"
+
+
+def test_bad_listen_address_is_a_config_error() -> None:
+    from pdumqtt.config import ConfigError, load_config_data
+
+    with pytest.raises(ConfigError, match=r"pdudaemon\.listen"):
+        load_config_data({"pdudaemon": {"listen": "127.0.0.1:99999"}, "pdus": {"a": {"driver": "sim", "ports": 1}}})
