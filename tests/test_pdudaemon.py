@@ -482,3 +482,17 @@ def test_bad_listen_address_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match=r"pdudaemon\.listen"):
         load_config_data({"pdudaemon": {"listen": "127.0.0.1:99999"}, "pdus": {"a": {"driver": "sim", "ports": 1}}})
+
+
+def test_python_requests_as_labgrid_calls_it(listener: Any) -> None:
+    """labgrid's PDUDaemonDriver: requests.get(url) then raise_for_status(); reboot adds &delay."""
+    import requests
+
+    base = f"http://127.0.0.1:{listener.address[1]}/power/control"
+    reply = requests.get(f"{base}/reboot?hostname={listener.pdu}&port=dut&delay=1", timeout=30)
+    reply.raise_for_status()
+    assert reply.text == "OK - accepted request\n" and device(listener.pdu).outlets[3] is True
+    requests.get(f"{base}/off?hostname={listener.pdu}&port=3", timeout=30).raise_for_status()
+    assert device(listener.pdu).outlets[3] is False
+    refused = requests.get(f"{base}/on?hostname={listener.pdu}&port=33", timeout=30)
+    assert not refused.ok and refused.status_code == 404 and "unknown port '33'" in refused.text
