@@ -496,3 +496,30 @@ def test_python_requests_as_labgrid_calls_it(listener: Any) -> None:
     assert device(listener.pdu).outlets[3] is False
     refused = requests.get(f"{base}/on?hostname={listener.pdu}&port=33", timeout=30)
     assert not refused.ok and refused.status_code == 404 and "unknown port '33'" in refused.text
+
+
+def test_conversion_edges() -> None:
+    from pdumqtt.pdudaemon_conf import DEFAULT_PORTS, convert, to_yaml
+
+    local = {"driver": "localcmdline", "cmd_on": "relay %s on", "cmd_off": "relay %s off"}
+    result = convert({
+        "daemon": {"hostname": "::1", "dbfile": "/var/lib/pdudaemon.db"},
+        "pdus": {"my pdu": local, "bridge": local, "big": local, "bad": {**local, "cmd_on": "relay %x"},
+                 "counted": {**local, "port_count": 4, "retries": 0}},
+        "aliases": {"far": {"hostname": "big", "port": 60}, "lost": {"hostname": "my pdu", "port": 1},
+                    "odd": {"hostname": "big"}},
+        "extra": {},
+    })
+    assert result.config["pdudaemon"] == {"listen": "[::1]:16421"}
+    assert set(result.config["pdus"]) == {"big", "counted"}
+    assert result.config["pdus"]["big"]["ports"] == 60  # covers its alias
+    assert result.config["pdus"]["counted"]["ports"] == 4 and "retries" not in result.config["pdus"]["counted"]
+    assert DEFAULT_PORTS == 48
+    assert "rename it" in result.skipped["my pdu"][0] and "reserved" in result.skipped["bridge"][0]
+    assert "%x" in result.skipped["bad"][0]
+    assert result.config["aliases"] == {"far": {"pdu": "big", "port": "60"}}
+    assert set(result.skipped_aliases) == {"lost", "odd"}
+    assert any("dbfile" in n for n in result.notes) and any("'extra'" in n for n in result.notes)
+    text = to_yaml(result, "pdudaemon.conf")
+    assert "# NOT CONVERTED: alias lost: its PDU 'my pdu' was not converted" in text
+    assert "retries 0 left out" in text
