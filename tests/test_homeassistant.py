@@ -156,3 +156,11 @@ def test_other_status_payloads_are_ignored(daemon: Any, probe: Any, unique: str,
     # the daemon still serves commands, and did not start a new scan
     assert probe.request(f"pdu/{unique}-pdu/1/set", "ON")["status"] == "ok"
     assert d.discovery.synced.is_set()
+
+
+def test_discovery_over_mqtt_3_1_1(daemon: Any, broker: Any, unique: str) -> None:
+    d = daemon({"mqtt": {"protocol": "3.1.1"},
+                "homeassistant": {"discovery": True, "prefix": f"{unique}-ha"},
+                "pdus": {f"{unique}-pdu": {"driver": "sim", "ports": 1}}})
+    assert d.discovery.synced.wait(10)
+    assert len(retained(broker, f"{unique}-ha/#")) == 2
