@@ -34,7 +34,7 @@ class Daemon:
         if config.homeassistant["discovery"]:
             from pdumqtt.homeassistant import Discovery
 
-            self.discovery = Discovery(config, self.bridge.client, self.bridge.v5)
+            self.discovery = Discovery(config, self.bridge.client)
             self.bridge.on_connected.append(self.discovery.on_connected)
         self.listener = None
         if config.pdudaemon is not None:

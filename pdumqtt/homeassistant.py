@@ -48,7 +48,7 @@ def safe_id(text: str) -> str:
     return cleaned
 
 
-def _label(pdu: PduConfig, port: str, aliases: list[str]) -> str:
+def _label(port: str, aliases: list[str]) -> str:
     if aliases:
         return ", ".join(sorted(aliases))
     return f"Outlet {port}" if port.isdigit() else port
@@ -57,10 +57,9 @@ def _label(pdu: PduConfig, port: str, aliases: list[str]) -> str:
 class Discovery:
     """Publishes, refreshes and cleans up the discovery configs over the bridge's client."""
 
-    def __init__(self, config: Config, client: mqtt.Client, v5: bool = True) -> None:
+    def __init__(self, config: Config, client: mqtt.Client) -> None:
         self.config = config
         self.client = client
-        self.v5 = v5
         self.base = config.base_topic
         self.prefix = config.homeassistant["prefix"]
         self.device_based = config.homeassistant["device_based"]
@@ -105,7 +104,7 @@ class Discovery:
         """Per outlet a switch and a restart button, keyed by component id."""
         out = {}
         for port, port_id in self._port_ids(pdu).items():
-            label = _label(pdu, port, self._aliases.get((pdu.name, port), []))
+            label = _label(port, self._aliases.get((pdu.name, port), []))
             topic = f"{self.base}/{pdu.name}/{port}"
             object_id = f"{safe_id(pdu.name)}_{port_id}"
             out[f"{port_id}_switch"] = {
