@@ -65,6 +65,7 @@ class Discovery:
         self.device_based = config.homeassistant["device_based"]
         self.node = safe_id(f"pdumqtt_{self.base.replace('/', '_')}")
         self.status_topic = f"{self.prefix}/status"
+        self.object_ids = self._object_ids()
         self.scan_topic = f"{self.prefix}/+/{self.node}/+/config"
         self._marker_topic = f"{self.base}/bridge/discovery-sync/{uuid.uuid4().hex}"
         self._lock = threading.Lock()
@@ -100,24 +101,34 @@ class Discovery:
             ids = {port: f"{pid}_{hashlib.sha1(port.encode()).hexdigest()[:6]}" for port, pid in ids.items()}
         return ids
 
-    def components(self, pdu: PduConfig) -> dict[str, dict[str, Any]]:
-        """Per outlet a switch and a restart button, keyed by component id."""
-        out = {}
+    def _object_ids(self) -> dict[tuple[str, str], str]:
+        """``<pdu>_<port>`` per outlet, unique across PDUs ("a_b"/"c" and "a"/"b_c" would not be)."""
+        ids = {(pdu.name, port): f"{safe_id(pdu.name)}_{port_id}"
+               for pdu in self.config.pdus.values() for port, port_id in self._port_ids(pdu).items()}
+        taken: dict[str, int] = {}
+        for oid in ids.values():
+            taken[oid] = taken.get(oid, 0) + 1
+        return {key: oid if taken[oid] == 1 else f"{oid}_{hashlib.sha1('/'.join(key).encode()).hexdigest()[:6]}"
+                for key, oid in ids.items()}
+
+    def components(self, pdu: PduConfig) -> list[tuple[str, str, dict[str, Any]]]:
+        """Per outlet a switch and a restart button, as (port, component id, config)."""
+        out = []
         for port, port_id in self._port_ids(pdu).items():
             label = _label(port, self._aliases.get((pdu.name, port), []))
             topic = f"{self.base}/{pdu.name}/{port}"
-            object_id = f"{safe_id(pdu.name)}_{port_id}"
-            out[f"{port_id}_switch"] = {
-                "platform": "switch", "name": label, "unique_id": f"{self.node}_{object_id}_switch",
+            unique = f"{self.node}_{self.object_ids[(pdu.name, port)]}"
+            out.append((port, f"{port_id}_switch", {
+                "platform": "switch", "name": label, "unique_id": f"{unique}_switch",
                 "device_class": "outlet", "command_topic": f"{topic}/set", "state_topic": f"{topic}/state",
                 "payload_on": "ON", "payload_off": "OFF", "state_on": "ON", "state_off": "OFF",
                 "optimistic": False, "retain": False, "qos": 1,
-            }
-            out[f"{port_id}_restart"] = {
-                "platform": "button", "name": f"{label} restart", "unique_id": f"{self.node}_{object_id}_restart",
+            }))
+            out.append((port, f"{port_id}_restart", {
+                "platform": "button", "name": f"{label} restart", "unique_id": f"{unique}_restart",
                 "device_class": "restart", "command_topic": f"{topic}/set", "payload_press": "CYCLE",
                 "retain": False, "qos": 1,
-            }
+            }))
         return out
 
     def messages(self, found: dict[str, bytes] | None = None) -> dict[str, bytes]:
@@ -129,21 +140,19 @@ class Discovery:
         found = found or {}
         out: dict[str, bytes] = {}
         for pdu in self.config.pdus.values():
-            components = self.components(pdu)
             shared = {"device": self.device(pdu), "origin": self.origin(), **self.availability(pdu)}
             if self.device_based:
                 topic = f"{self.prefix}/device/{self.node}/{safe_id(pdu.name)}/config"
+                components = {cid: config for _, cid, config in self.components(pdu)}
                 for cid, old in _components_of(found.get(topic)).items():
                     if cid not in components and isinstance(old, dict) and set(old) - {"platform", "p"}:
                         components[cid] = {"platform": old.get("platform", old.get("p"))}
-                payload = {**shared, "qos": 1, "components": components}
-                out[topic] = json.dumps(payload, sort_keys=True).encode()
+                out[topic] = json.dumps({**shared, "qos": 1, "components": components}, sort_keys=True).encode()
                 continue
-            for cid, component in components.items():
-                platform = component.pop("platform")
-                object_id = f"{safe_id(pdu.name)}_{cid.rsplit('_', 1)[0]}"
-                topic = f"{self.prefix}/{platform}/{self.node}/{object_id}/config"
-                out[topic] = json.dumps({**component, **shared}, sort_keys=True).encode()
+            for port, _, config in self.components(pdu):
+                body = {k: v for k, v in config.items() if k != "platform"}
+                topic = f"{self.prefix}/{config['platform']}/{self.node}/{self.object_ids[(pdu.name, port)]}/config"
+                out[topic] = json.dumps({**body, **shared}, sort_keys=True).encode()
         return out
 
     # --- on paho's network thread --------------------------------------------------------

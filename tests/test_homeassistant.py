@@ -148,6 +148,14 @@ def test_names_outside_home_assistants_id_characters() -> None:
     for topic in topics:
         assert re.fullmatch(r"homeassistant/(switch|button)/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/config", topic), topic
 
+    # "a_b" port "c" and "a" port "b_c" both read a_b_c: they must still differ
+    config = load_config_data({"homeassistant": {"discovery": True},
+                               "pdus": {"a_b": {"driver": "sim", "ports": ["c"]},
+                                        "a": {"driver": "sim", "ports": ["b_c"]}}})
+    messages = Discovery(config, Client()).messages()  # type: ignore[arg-type]
+    assert len(messages) == 4
+    assert len({json.loads(m)["unique_id"] for m in messages.values()}) == 4
+
 
 @pytest.mark.parametrize("payload", [b"offline", b""])
 def test_other_status_payloads_are_ignored(daemon: Any, probe: Any, unique: str, payload: bytes) -> None:
