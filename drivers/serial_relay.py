@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import serial
 import voluptuous as vol
-
 from pdumqtt.drivers import Driver, DriverError
 
 
