@@ -13,6 +13,7 @@ import asyncssh
 from conftest import wait_until
 
 from pdumqtt.simulators.acme import AcmeSimulator
+from pdumqtt.simulators.devantech_ds import DevantechDsSimulator
 from pdumqtt.simulators.devantech_eth import DevantechEthSimulator
 from pdumqtt.simulators.devantech_usb import DevantechUsbSimulator
 from pdumqtt.simulators.lcus_usb import LcusUsbSimulator
@@ -202,3 +203,18 @@ def test_modbustcp_pdudaemon_options(daemon, probe, unique):
         daemon({"pdus": {unique: pdu("modbustcp", 4, host=host, port=int(port), unit=2)}})
         assert ok(probe.request(f"pdu/{unique}/4/set", "ON"), "ON")
         assert sim.coils[4] is True
+
+
+# --- Devantech dS ----------------------------------------------------------------------
+
+
+def test_ds_on_off_cycle_get_and_pdudaemon_name(daemon, probe, unique):
+    with DevantechDsSimulator({"board": "ds378"}) as sim:
+        ip, port = sim.address.rsplit(":", 1)
+        daemon({"pdus": {
+            unique: pdu("devantech_ds", 8, host=sim.address, board="ds378"),
+            f"{unique}p": pdu("devantech_ds378", 8, ip=ip, port=int(port)),
+        }})
+        on_off_cycle_get(probe, unique, 6)
+        assert ok(probe.request(f"pdu/{unique}p/7/set", "ON"), "ON")
+        assert sim.relays[5] is True and sim.relays[6] is True
