@@ -59,9 +59,13 @@ class LoopSimulator(Simulator):
         vol.Optional("failure", default=None): vol.In(FAILURES),
     }
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # `pdumqtt sim` validates with `options` alone: it must hold the common keys too.
+        super().__init_subclass__(**kwargs)
+        cls.options = {**LoopSimulator.common_options, **cls.options}
+
     def __init__(self, options: dict[str, Any]) -> None:
-        schema = vol.Schema({**self.common_options, **self.options})
-        super().__init__(schema(options))
+        super().__init__(vol.Schema(self.options)(options))
         self.failure: str | None = self.config["failure"]
         self.host, self.port = parse_listen(self.config["listen"])
         self.loop: asyncio.AbstractEventLoop | None = None

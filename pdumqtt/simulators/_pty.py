@@ -32,8 +32,13 @@ class PtySimulator(Simulator):
         vol.Optional("failure", default=None): vol.In(FAILURES),
     }
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # `pdumqtt sim` validates with `options` alone: it must hold the common keys too.
+        super().__init_subclass__(**kwargs)
+        cls.options = {**PtySimulator.common_options, **cls.options}
+
     def __init__(self, options: dict[str, Any]) -> None:
-        super().__init__(vol.Schema({**self.common_options, **self.options})(options))
+        super().__init__(vol.Schema(self.options)(options))
         self.failure: str | None = self.config["failure"]
         self._tmp: str | None = None
         self.link = self.config.get("link") or ""

@@ -27,6 +27,8 @@ class AcmeSimulator(LoopSimulator):
         vol.Optional("password"): str,
         vol.Optional("authorized_keys"): str,
         vol.Optional("host_key"): str,
+        # Written at start with the line a client's known_hosts needs (for `pdumqtt sim`).
+        vol.Optional("known_hosts_file"): str,
         vol.Optional("probes", default=8): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
     }
 
@@ -74,7 +76,12 @@ class AcmeSimulator(LoopSimulator):
 
         self._acceptor = await asyncssh.create_server(
             Server, self.host, self.port, server_host_keys=[self.host_key], process_factory=self._process)
-        return self._acceptor.sockets[0].getsockname()[1]
+        port = self._acceptor.sockets[0].getsockname()[1]
+        if "known_hosts_file" in self.config:
+            self._bound = port
+            with open(self.config["known_hosts_file"], "a") as f:
+                f.write(self.known_hosts_line())
+        return port
 
     async def shutdown(self) -> None:
         self._acceptor.close()
