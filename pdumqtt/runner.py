@@ -84,6 +84,12 @@ class PduWorker:
             self._inbox.append(command)
             self._cond.notify()
 
+    @property
+    def waiting(self) -> int:
+        """Commands received and not yet started."""
+        with self._cond:
+            return len(self._inbox) + len(self._ready) + sum(len(c.parked) for c in self._cycling.values())
+
     def start(self) -> None:
         self._thread.start()
 
@@ -162,7 +168,8 @@ class PduWorker:
 
     def _start_cycle(self, command: Command, started: float) -> None:
         delay = self.pdu.cycle_delay if command.delay is None else command.delay
-        if self._call("cycle", command.number, delay):  # the device rebooted the outlet itself
+        native = type(self._build_driver()).cycle is not Driver.cycle
+        if native and self._call("cycle", command.number, delay):  # the device rebooted the outlet itself
             self._confirm(command.port, command.number, True)
             self.publisher.ack(command, True, None, started)
             return
@@ -201,12 +208,13 @@ class PduWorker:
                     on = self._call("get", number, tries=1)
                     if self._known.get(number) != on:
                         self._confirm(name, number, on)
-            else:
+            elif self.online is None:
                 self._set_online(True)  # nothing to ask the device: assume it is there until a call fails
         except CallFailed as e:
             log.warning("pdu %s: probe failed: %s", self.pdu.name, e)
+        readable = self._driver is not None and self._driver.can_read
         interval = self.pdu.poll_interval or (OFFLINE_PROBE_INTERVAL if not self.online else 0)
-        if interval:
+        if interval and (readable or self._driver is None):
             self._schedule(interval, self._probe)
 
     # --- driver calls ----------------------------------------------------------------
