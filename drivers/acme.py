@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import asyncssh
 import voluptuous as vol
+
 from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ import socket
 from typing import Any, ClassVar
 
 import voluptuous as vol
+
 from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 from pdumqtt.drivers.devantech_eth import PDUDAEMON_ADDRESS, pdudaemon_host
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar, NamedTuple
 
 import voluptuous as vol
+
 from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 
 DEFAULT_PORT = 17494

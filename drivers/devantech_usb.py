@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, NamedTuple
 
 import voluptuous as vol
+
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.serial_relay import SERIAL_OPTIONS, SerialDriver
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import voluptuous as vol
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
+
+from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 
 DEFAULT_PORT = 502
 

@@ -13,6 +13,7 @@ import string
 from typing import Any, ClassVar
 
 import voluptuous as vol
+
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.serial_relay import SERIAL_OPTIONS, SerialDriver
 

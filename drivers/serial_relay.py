@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import serial
 import voluptuous as vol
+
 from pdumqtt.drivers import Driver, DriverError
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import asyncssh
 import pytest
 import voluptuous as vol
+
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.acme import Acme
-
 from pdumqtt.simulators.acme import AcmeSimulator
 
 

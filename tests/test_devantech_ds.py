@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import voluptuous as vol
+
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.devantech_ds import DevantechDs, DevantechDS378
-
 from pdumqtt.simulators.devantech_ds import DevantechDsSimulator
 
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 import voluptuous as vol
+
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.devantech_eth import DevantechEth, DevantechETH008
-
 from pdumqtt.simulators.devantech_eth import DevantechEthSimulator
 
 

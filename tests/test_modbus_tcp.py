@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import voluptuous as vol
+
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.modbus_tcp import ModbusTcp, ModbusTcpPdudaemon
-
 from pdumqtt.simulators.modbus_tcp import ModbusTcpSimulator
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
-from conftest import wait_until
+from support import wait_until
 
 from pdumqtt.simulators.acme import AcmeSimulator
 from pdumqtt.simulators.devantech_ds import DevantechDsSimulator

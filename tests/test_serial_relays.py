@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import voluptuous as vol
-from conftest import wait_until
+from support import wait_until
+
 from pdumqtt.drivers import Driver, DriverError
 from pdumqtt.drivers.devantech_usb import DevantechUsb, DevantechUSBRLY02
 from pdumqtt.drivers.lcus_usb import LcusUsb
 from pdumqtt.drivers.numato_usb import NumatoUsb, NumatoUSB32
-
 from pdumqtt.simulators.devantech_usb import DevantechUsbSimulator
 from pdumqtt.simulators.lcus_usb import LcusUsbSimulator
 from pdumqtt.simulators.numato_usb import NumatoUsbSimulator

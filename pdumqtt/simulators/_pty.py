@@ -47,6 +47,7 @@ class PtySimulator(Simulator):
         self._thread: threading.Thread | None = None
         self.received = bytearray()
         self.lock = threading.Lock()
+        self._plug_lock = threading.Lock()
 
     @property
     def address(self) -> str:
@@ -63,6 +64,10 @@ class PtySimulator(Simulator):
         self.plug()
 
     def plug(self) -> None:
+        with self._plug_lock:
+            self._plug()
+
+    def _plug(self) -> None:
         if self.plugged:
             return
         self._master, self._slave = os.openpty()
@@ -76,6 +81,10 @@ class PtySimulator(Simulator):
         self._thread.start()
 
     def unplug(self) -> None:
+        with self._plug_lock:
+            self._unplug()
+
+    def _unplug(self) -> None:
         thread = self._thread
         if thread is None:
             return
@@ -113,8 +122,13 @@ class PtySimulator(Simulator):
             if not data:
                 return
             if self.failure == "drop":
-                # The cable comes out mid-conversation; unplug() joins only other threads.
-                threading.Thread(target=self.unplug, daemon=True).start()
+                # The cable comes out mid-conversation, before the driver can see an answer.
+                # If another thread holds the lock it is unplugging already (and joining us).
+                if self._plug_lock.acquire(blocking=False):
+                    try:
+                        self._unplug()
+                    finally:
+                        self._plug_lock.release()
                 return
             with self.lock:
                 self.received += data
