@@ -151,6 +151,14 @@ def test_acme_on_off_cycle_get(daemon, probe, unique, tmp_path):
         assert sim.probes[4] is True
 
 
+def test_acme_cycle_by_the_daemon_when_native_cycle_is_off(daemon, probe, unique, tmp_path):
+    with AcmeSimulator({"password": "acme"}) as sim:
+        daemon({"pdus": {unique: pdu("acme_ssh", 8, host=sim.address, password="acme", native_cycle=False,
+                                     known_hosts=known_hosts(tmp_path, sim))}})
+        assert ok(probe.request(f"pdu/{unique}/2/set", "CYCLE"), "ON")
+        assert sim.log == ["dut-switch-off 2", "dut-switch-on 2"]
+
+
 def test_acme_unknown_host_key_refused(daemon, probe, unique, tmp_path):
     other = tmp_path / "known_hosts"
     other.write_text(f"[127.0.0.1]:22 {asyncssh.generate_private_key('ssh-ed25519').export_public_key().decode()}")
