@@ -133,9 +133,10 @@ class PduWorker:
             self.publisher.ack(command, None, f"expired: not run, older than max_command_age "
                                f"(waited {started - command.received:.1f} s here)", started)
             return
-        if command.number in self._cycling:
-            self._cycling[command.number].parked.append(command)
-            return
+        with self._cond:  # `waiting` reads these from other threads
+            if command.number in self._cycling:
+                self._cycling[command.number].parked.append(command)
+                return
         try:
             if command.action in ("on", "off"):
                 state = self._switch(command, command.action == "on")
@@ -174,7 +175,8 @@ class PduWorker:
             self.publisher.ack(command, True, None, started)
             return
         self._switch(command, False)
-        self._cycling[command.number] = _Cycle(command, started)
+        with self._cond:
+            self._cycling[command.number] = _Cycle(command, started)
         self._schedule(delay, lambda: self._finish_cycle(command.number))
 
     def _finish_cycle(self, number: int, tries: int | None = None) -> None:
@@ -189,7 +191,8 @@ class PduWorker:
         except CallFailed as e:
             self.publisher.ack(command, False, f"cycle: switched off, but switching on failed: {e}", started)
         finally:
-            self._ready.extend(self._cycling.pop(number).parked)
+            with self._cond:
+                self._ready.extend(self._cycling.pop(number).parked)
 
     def _confirm(self, port: str, number: int, on: bool) -> None:
         self._known[number] = on
