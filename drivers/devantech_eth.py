@@ -13,6 +13,7 @@ option names (``ip``, ``port``).
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, NamedTuple
 
@@ -88,7 +89,7 @@ class DevantechEth(Driver):
         return split_host(self.config["host"], DEFAULT_PORT)
 
     @contextmanager
-    def _session(self):  # type: ignore[no-untyped-def]
+    def _session(self) -> Iterator[tuple[socket.socket, str]]:
         host, port = self._address()
         where = f"{host}:{port}"
         try:
