@@ -294,28 +294,41 @@ def test_listener_port_taken_is_a_clear_error(broker: Any, unique: str) -> None:
 # --- an unchanged pdudaemon.conf ----------------------------------------------------------
 
 
-def pdudaemon_conf(prefix: str, out: Path, port: int) -> dict[str, Any]:
-    """A config shaped like PDUDaemon's shipped share/pdudaemon.conf, writing to ``out``."""
+def pdudaemon_conf(prefix: str, out: Path, port: int, devantech: str = "127.0.0.1:1",
+                   network: bool = True) -> dict[str, Any]:
+    """A config shaped like PDUDaemon's shipped share/pdudaemon.conf, writing to ``out``.
+
+    Without ``network`` it leaves out the PDUs that PDUDaemon reaches by their name as a
+    host (acme, apc, snmp): a daemon run must never reach past 127.0.0.1, and whether those
+    convert depends on the drivers installed.
+    """
     def local(label: str) -> dict[str, str]:
         return {"driver": "localcmdline", "cmd_on": f"echo '{label}%s on' >> {out}",
                 "cmd_off": f"echo '{label}%s off' >> {out}"}
 
-    return {
-        "daemon": {"hostname": "127.0.0.1", "port": port, "logging_level": "DEBUG", "listener": "http"},
-        "pdus": {
-            f"{prefix}-test": local(""),
-            f"{prefix}-drivealias": local("drivealias "),
-            f"{prefix}-httpalias": local("httpalias "),
-            f"{prefix}-plain": {"driver": "localcmdline", "cmd_on": f"touch {out.parent}/plain-%s-on",
-                                "cmd_off": f"touch {out.parent}/plain-%s-off", "retries": 2, "retrydelay": 1},
-            f"{prefix}-nothing": {"driver": "localcmdline"},
+    ip, _, tcp_port = devantech.partition(":")
+    pdus: dict[str, Any] = {
+        f"{prefix}-test": local(""),
+        f"{prefix}-drivealias": local("drivealias "),
+        f"{prefix}-httpalias": local("httpalias "),
+        f"{prefix}-plain": {"driver": "localcmdline", "cmd_on": f"touch {out.parent}/plain-%s-on",
+                            "cmd_off": f"touch {out.parent}/plain-%s-off", "retries": 2, "retrydelay": 1},
+        f"{prefix}-nothing": {"driver": "localcmdline"},
+        "energenie": {"driver": "EG-PMS", "device": "aa:bb:cc:xx:yy"},
+        "cleware-usb-switch-4": {"driver": "ClewareUsbSwitch4", "serial": 12345},
+        f"{prefix}-Devantech": {"driver": "devantech_eth008", "ip": ip, "port": tcp_port, "password": "s3cr3t-board",
+                                "logic": "NO"},
+    }
+    if network:
+        pdus.update({
             "baylibre-acme.local": {"driver": "acme"},
             "apc7952-retries": {"driver": "apc7952", "telnetport": 23, "retries": 2},
-            "energenie": {"driver": "EG-PMS", "device": "aa:bb:cc:xx:yy"},
-            "cleware-usb-switch-4": {"driver": "ClewareUsbSwitch4", "serial": 12345},
             "apc-snmpv1-private": {"driver": "snmpv1", "community": "s3cr3t-community", "mib": "PowerNet-MIB",
                                    "controlpoint": "sPDUOutletCtl", "onsetting": "1", "offsetting": 2},
-        },
+        })
+    return {
+        "daemon": {"hostname": "127.0.0.1", "port": port, "logging_level": "DEBUG", "listener": "http"},
+        "pdus": pdus,
         "aliases": {
             f"{prefix}-aliastesthttp01": {"hostname": f"{prefix}-httpalias", "port": 1},
             f"{prefix}-aliastestdrive02": {"hostname": f"{prefix}-drivealias", "port": 2},
@@ -324,10 +337,18 @@ def pdudaemon_conf(prefix: str, out: Path, port: int) -> dict[str, Any]:
 
 
 def test_unchanged_pdudaemon_conf_runs(broker: Any, probe: Any, unique: str, tmp_path: Path) -> None:
+    from pdumqtt import registry
+
     out = tmp_path / "pdu"
     port = free_port()
+    board = None
+    if "devantech_eth008" in registry.names():  # a driver registered under PDUDaemon's name
+        board = registry.load("devantech_eth", registry.SIMULATOR_GROUP)(
+            {"listen": "127.0.0.1:0", "board": "eth008", "password": "s3cr3t-board"})
+        board.start()
     conf = tmp_path / "pdudaemon.conf"
-    conf.write_text(json.dumps(pdudaemon_conf(unique, out, port), indent=4))
+    conf.write_text(json.dumps(pdudaemon_conf(unique, out, port, board.address if board else "127.0.0.1:1",
+                                              network=False), indent=4))
     probe.subscribe(f"pdu/{unique}-test/#")
     proc = subprocess.Popen([sys.executable, "-m", "pdumqtt", "daemon", "-c", str(conf), "--broker", broker.address],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -352,12 +373,17 @@ def test_unchanged_pdudaemon_conf_runs(broker: Any, probe: Any, unique: str, tmp
         assert (tmp_path / "plain-4-on").exists()
         ack = json.loads(probe.wait_for(f"pdu/{unique}-test/3/ack").payload)
         assert ack["status"] == "ok" and ack["state"] == "ON"
+        if board is not None:
+            assert tcp(("127.0.0.1", port), f"{unique}-Devantech 5 on".encode()) == b"ack\n"
+            assert board.outlet(5) and not board.outlet(4)
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
+        if board is not None:
+            board.stop()
     assert proc.returncode == 0, output
     assert "PDUDaemon PDU 'energenie' left out" in output
-    assert "s3cr3t" not in output  # the SNMP community is a secret
+    assert "s3cr3t" not in output  # the board's password is a secret
 
 
 def test_migrate_prints_yaml_with_comments(unique: str, tmp_path: Path) -> None:
@@ -384,7 +410,12 @@ def test_migrate_prints_yaml_with_comments(unique: str, tmp_path: Path) -> None:
         if pdu["driver"] not in registry.names() and pdu["driver"] != "localcmdline":
             assert name not in (converted["pdus"] or {})
             assert f"# NOT CONVERTED: no pdumqtt driver for PDUDaemon's {pdu['driver']!r}" in done.stdout
-    assert '"community": "<secret' in done.stdout
+    if "devantech_eth008" in registry.names():  # PDUDaemon's name and options, unchanged, and its 8 relays
+        devantech = converted["pdus"][f"{unique}-Devantech"]
+        assert devantech["driver"] == "devantech_eth008" and devantech["ports"] == 8
+        assert devantech["ip"] == "127.0.0.1" and devantech["password"] == "s3cr3t-board"
+    if "snmpv1" not in registry.names():  # left out, shown as a comment with its secret masked
+        assert '"community": "<secret' in done.stdout and "s3cr3t-community" not in done.stdout
     # the output is a config the daemon takes as it is
     path = tmp_path / "migrated.yaml"
     path.write_text(done.stdout)
