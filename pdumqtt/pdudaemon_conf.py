@@ -39,8 +39,10 @@ LISTENER_PORT = 16421
 # Outlets per PDUDaemon driver name, where the device's count is fixed.
 KNOWN_PORTS = {
     "devantech_eth002": 2, "devantech_eth0621": 2, "devantech_eth484": 4, "devantech_eth008": 8,
-    "devantech_eth8020": 20, "devantech_USB-RLY02": 2, "devantech_USB-RLY82": 2, "devantech_USB-RLY04": 4,
-    "devantech_USB-RLY06": 6, "devantech_USB-RLY08B": 8, "devantech_USB-RLY16": 8, "devantech_USB-RLY16L": 8,
+    "devantech_eth8020": 20, "devantech_ds378": 8, "devantech_ds2824": 24,
+    "devantech_USB-RLY02": 2, "devantech_USB-RLY82": 2, "devantech_USB-RLY04": 4, "devantech_USB-RLY06": 6,
+    "devantech_USB-RLY08B": 8, "devantech_USB-RLY16": 8, "devantech_USB-RLY16L": 8,
+    "devantech_USB-OPTO-RLY88": 8, "devantech_USB-OPTO-RLY816": 8,
     "ubntmfi3port": 3, "ubntmfi6port": 6, "ubntmfi8port": 8, "acme": 8, "ykush": 3, "ykushxs": 1, "ykush3": 3,
     "NumatoUSB1": 1, "NumatoUSB2": 2, "NumatoUSB4": 4, "NumatoUSB8": 8, "NumatoUSB16": 16, "NumatoUSB32": 32,
     "NumatoUSB64": 64, "ClewareUsbSwitch4": 4, "ClewareUsbSwitch8": 8,
