@@ -87,8 +87,9 @@ class Discovery:
 
     def device(self, pdu: PduConfig) -> dict[str, Any]:
         model = getattr(pdu.driver_class, "model", "") or pdu.driver
+        # no sw_version: that is the device's firmware, which pdumqtt does not know
         return {"identifiers": [f"{self.node}_{safe_id(pdu.name)}"], "name": pdu.name, "model": model,
-                "sw_version": f"pdumqtt {__version__}, driver {pdu.driver}"}
+                "model_id": pdu.driver}
 
     def availability(self, pdu: PduConfig) -> dict[str, Any]:
         return {"availability": [{"topic": f"{self.base}/bridge/state"},

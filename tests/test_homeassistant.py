@@ -53,7 +53,7 @@ def test_switch_and_button_carry_the_documented_fields(daemon: Any, broker: Any,
     assert switch["availability"] == [{"topic": "pdu/bridge/state"}, {"topic": f"pdu/{pdu}/availability"}]
     assert switch["availability_mode"] == "all"
     assert switch["device"]["identifiers"] == [f"{NODE}_{pdu}"] and switch["device"]["name"] == pdu
-    assert switch["device"]["model"] == "simulated PDU"
+    assert switch["device"]["model"] == "simulated PDU" and switch["device"]["model_id"] == "sim"
     assert switch["origin"]["name"] == "pdumqtt" and "sw_version" in switch["origin"]
     assert "object_id" not in switch and "platform" not in switch
     button = configs[f"{unique}-ha/button/{NODE}/{pdu}_1/config"]
