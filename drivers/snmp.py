@@ -272,7 +272,7 @@ class SnmpDriver(Driver):
         tries = self.config["snmp_retries"] + 1
         budget = self._try_timeout() * tries
         try:
-            indication, status, index, var_binds = _LoopThread.get().run(
+            indication, status, _index, var_binds = _LoopThread.get().run(
                 self._exchange(oid, value), timeout=self.timeout + 1)
         except TimeoutError:
             raise DriverError(f"no SNMP answer from {address} within {self.timeout:g} s") from None

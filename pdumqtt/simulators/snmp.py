@@ -202,7 +202,7 @@ class SnmpSimulator(Simulator):
         self._prepare()
         env = dict(os.environ, SNMPSIM_ALLOW_ROOT="true")
         log_path = self.workdir / "snmpsim.log"
-        self._log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        self._log = open(log_path, "wb")  # closed in stop()
         self._proc = subprocess.Popen(self._argv(), stdout=self._log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, env=env, cwd=self.workdir)
         deadline = time.monotonic() + timeout
