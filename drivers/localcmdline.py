@@ -13,7 +13,6 @@ import subprocess
 from typing import Any
 
 import voluptuous as vol
-
 from pdumqtt.drivers import Driver, DriverError
 
 

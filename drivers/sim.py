@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import voluptuous as vol
-
 from pdumqtt.drivers import Driver, DriverError
 
 

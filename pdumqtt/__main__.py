@@ -1,0 +1,3 @@
+from pdumqtt.cli import main
+
+main()

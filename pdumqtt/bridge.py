@@ -1,0 +1,238 @@
+"""The MQTT side: the connection, the subscriptions, and everything published.
+
+paho's network thread calls ``_on_message``, which only parses the message and hands
+the command to the runner (or answers a bad one at once); the PDU workers call back
+into :meth:`MqttBridge.state`, :meth:`availability` and :meth:`ack` to publish.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from pdumqtt import __version__
+from pdumqtt.commands import BadCommand, Command, ack_payload, parse
+from pdumqtt.config import Config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Transaction:
+    seen: float
+    ack: bytes | None = None  # None while the first command still runs
+    waiting: list[Command] = field(default_factory=list)
+
+
+class TransactionLog:
+    """Transaction ids seen within the window, so that a repeated one runs only once."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._entries: OrderedDict[str, _Transaction] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def claim(self, command: Command) -> bytes | bool | None:
+        """True when ``command`` is new; else its first ack, or None if that is still to come."""
+        now = time.monotonic()
+        with self._lock:
+            while self._entries:
+                oldest = next(iter(self._entries.values()))
+                if now - oldest.seen <= self.window or oldest.ack is None:
+                    break
+                self._entries.popitem(last=False)
+            entry = self._entries.get(command.transaction)
+            if entry is None:
+                self._entries[command.transaction] = _Transaction(now)
+                return True
+            if entry.ack is None:
+                entry.waiting.append(command)
+            return entry.ack
+
+    def complete(self, command: Command, ack: bytes) -> list[Command]:
+        """Record the first command's ack; return the repeats that waited for it."""
+        with self._lock:
+            entry = self._entries.get(command.transaction)
+            if entry is None:
+                return []
+            entry.ack, waiting, entry.waiting = ack, entry.waiting, []
+            return waiting
+
+
+class MqttBridge:
+    """One paho client: subscribes to commands, publishes state, acks and availability."""
+
+    def __init__(self, config: Config, host: str, port: int) -> None:
+        self.config = config
+        self.base = config.base_topic
+        self.host, self.port = host, port
+        self.submit: Callable[[Command], None] = lambda command: None
+        self.connected = threading.Event()
+        self.transactions = TransactionLog(config.mqtt["transaction_window"])
+        self.v5 = config.mqtt["protocol"] == "5"
+        self._states: dict[tuple[str, str], bool] = {}
+        self._availability: dict[str, bool] = {}
+        self._aliases_of: dict[tuple[str, str], list[str]] = {}
+        for alias in config.aliases.values():
+            self._aliases_of.setdefault((alias.pdu, alias.port), []).append(alias.name)
+        self.client = self._make_client()
+
+    # --- connection ------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.config.mqtt
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
+                             protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
+                             clean_session=None if self.v5 else False)
+        if "username" in cfg:
+            password = cfg.get("password")
+            if "password_file" in cfg:
+                password = Path(cfg["password_file"]).read_text().strip()
+            client.username_pw_set(cfg["username"], password)
+        tls = cfg.get("tls")
+        if tls:
+            tls = tls if isinstance(tls, dict) else {}
+            client.tls_set(ca_certs=tls.get("ca_certs"), certfile=tls.get("certfile"), keyfile=tls.get("keyfile"))
+            client.tls_insecure_set(tls.get("insecure", False))
+        client.will_set(f"{self.base}/bridge/state", "offline", qos=1, retain=True)
+        client.reconnect_delay_set(1, 60)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        properties = None
+        if self.v5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.config.mqtt["session_expiry"]
+        self.client.connect_async(self.host, self.port, keepalive=self.config.mqtt["keepalive"],
+                                  clean_start=False, properties=properties)
+        self.client.loop_start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say offline, then leave cleanly (a clean leave does not fire the Last Will)."""
+        if self.connected.is_set():
+            info = self.client.publish(f"{self.base}/bridge/state", "offline", qos=1, retain=True)
+            info.wait_for_publish(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%s refused the connection: %s", self.host, self.port, reason)
+            return
+        log.info("connected to %s:%s", self.host, self.port)
+        if self.v5:
+            options = SubscribeOptions(qos=1, noLocal=True)
+            client.subscribe([(f"{self.base}/+/+/set", options), (f"{self.base}/+/+/get", options)])
+        else:
+            client.subscribe([(f"{self.base}/+/+/set", 1), (f"{self.base}/+/+/get", 1)])
+        self._publish(f"{self.base}/bridge/state", "online", retain=True)
+        self._publish(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
+        # after a broker restart the retained topics may be gone: say everything again
+        for pdu, online in list(self._availability.items()):
+            self._publish(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
+        for (pdu, port), on in list(self._states.items()):
+            self._publish_state(pdu, port, on)
+        self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected.clear()
+        if reason.is_failure:
+            log.warning("lost the broker (%s); reconnecting", reason)
+
+    def info(self) -> dict[str, Any]:
+        """What ``{base}/bridge/info`` says: version, PDUs with drivers and ports, aliases."""
+        return {
+            "version": __version__,
+            "base_topic": self.base,
+            "pdus": {name: {"driver": pdu.driver, "model": getattr(pdu.driver_class, "model", ""),
+                            "ports": pdu.ports}
+                     for name, pdu in self.config.pdus.items()},
+            "aliases": {name: {"pdu": a.pdu, "port": a.port} for name, a in self.config.aliases.items()},
+        }
+
+    # --- in: message, parse, hand over ---------------------------------------------------
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        props = getattr(message, "properties", None) if self.v5 else None
+        try:
+            command = parse(self.config, message.topic, message.payload, retained=bool(message.retain),
+                            expiry=getattr(props, "MessageExpiryInterval", None))
+        except BadCommand as bad:
+            self._reply_fields(bad.command, props)
+            log.info("refused %s: %s", message.topic[:200], bad)
+            self.ack(bad.command, None, str(bad), time.monotonic())
+            return
+        self._reply_fields(command, props)
+        if command.client_transaction:
+            claim = self.transactions.claim(command)
+            if claim is not True:
+                if claim is not None:  # seen and done: send its first ack again
+                    self._send_ack(command, claim)
+                return
+        self.submit(command)
+
+    @staticmethod
+    def _reply_fields(command: Command, props: Any) -> None:
+        if props is not None:
+            command.response_topic = getattr(props, "ResponseTopic", None)
+            command.correlation = getattr(props, "CorrelationData", None)
+
+    # --- out: what the workers report ------------------------------------------------
+
+    def _publish(self, topic: str, payload: str | bytes, retain: bool = False,
+                 properties: Properties | None = None) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+
+    def _publish_state(self, pdu: str, port: str, on: bool) -> None:
+        payload = b"ON" if on else b"OFF"
+        self._publish(f"{self.base}/{pdu}/{port}/state", payload, retain=True)
+        for alias in self._aliases_of.get((pdu, port), ()):
+            self._publish(f"{self.base}/alias/{alias}/state", payload, retain=True)
+
+    def state(self, pdu: str, port: str, on: bool) -> None:
+        self._states[(pdu, port)] = on
+        self._publish_state(pdu, port, on)
+
+    def availability(self, pdu: str, online: bool) -> None:
+        self._availability[pdu] = online
+        log.log(logging.INFO if online else logging.WARNING, "pdu %s is %s", pdu, "online" if online else "offline")
+        self._publish(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
+
+    def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None:
+        now = time.monotonic()
+        payload = ack_payload(command, "error" if error else "ok", state, error,
+                              (started - command.received) * 1000, (now - started) * 1000)
+        self._send_ack(command, payload)
+        if command.client_transaction:
+            for repeat in self.transactions.complete(command, payload):
+                self._send_ack(repeat, payload)
+
+    def _send_ack(self, command: Command, payload: bytes) -> None:
+        if command.on_ack is not None:
+            command.on_ack(payload)
+        self._publish(f"{command.reply_to}/ack", payload)
+        if command.response_topic:
+            props = Properties(PacketTypes.PUBLISH)
+            if command.correlation is not None:
+                props.CorrelationData = command.correlation
+            try:
+                self._publish(command.response_topic, payload, properties=props)
+            except ValueError:  # a response topic with wildcards: nowhere to answer
+                log.info("cannot answer on response topic %r", command.response_topic[:200])

@@ -1,0 +1,282 @@
+"""The configuration: reading a YAML or JSON file, validating it, resolving defaults.
+
+Validation happens once, at start, with voluptuous. Every error names the key path and
+the reason (``pdus.apc1.ports: expected ...``) so ``pdumqtt check`` and the daemon can
+exit with status 2 and a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+import yaml
+
+from pdumqtt import registry
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+RESERVED_PDU_NAMES = {"bridge", "alias"}
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key path and the reason."""
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise vol.Invalid("expected a name of letters, digits, '_', '.' or '-'")
+    return value
+
+
+def _base_topic(value: Any) -> str:
+    if not isinstance(value, str) or not value or any(c in value for c in "#+\0") or value.startswith("/") \
+            or value.endswith("/") or "//" in value:
+        raise vol.Invalid("expected a topic prefix such as 'pdu' or 'lab/pdu', without wildcards")
+    return value
+
+
+def _ports(value: Any) -> dict[str, int]:
+    """A count, a list of names or a map of name to number, as a map of name to number."""
+    error = vol.Invalid("expected an int, a list of names or a map of name to number")
+    if isinstance(value, bool):
+        raise error
+    if isinstance(value, int):
+        if not 1 <= value <= 1024:
+            raise vol.Invalid("expected a port count from 1 to 1024")
+        return {str(n): n for n in range(1, value + 1)}
+    if isinstance(value, list) and value:
+        pairs = [(name, n) for n, name in enumerate(value, 1)]
+    elif isinstance(value, dict) and value:
+        pairs = list(value.items())
+    else:
+        raise error
+    ports: dict[str, int] = {}
+    for name, number in pairs:
+        name = str(name) if isinstance(name, int) and not isinstance(name, bool) else name
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise vol.Invalid(f"port name {name!r}: expected letters, digits, '_', '.' or '-'")
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise vol.Invalid(f"port {name!r}: expected a number from 1")
+        if name.isdigit() and int(name) != number:
+            raise vol.Invalid(f"port name {name!r} is a number other than its port {number}")
+        if name in ports:
+            raise vol.Invalid(f"port name {name!r} given twice")
+        if number in ports.values():
+            raise vol.Invalid(f"port number {number} given twice")
+        ports[name] = number
+    return ports
+
+
+def _host_port(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise vol.Invalid("expected HOST:PORT")
+    return value
+
+
+Seconds = vol.All(vol.Coerce(float), vol.Range(min=0))
+PositiveSeconds = vol.All(vol.Coerce(float), vol.Range(min=0.001))
+
+# The per-PDU keys that a `defaults` section can set: (default, validator).
+COMMON_PDU_KEYS: dict[str, tuple[Any, Any]] = {
+    "retries": (3, vol.All(int, vol.Range(min=0, max=100))),
+    "retry_delay": (1.0, Seconds),
+    "timeout": (10.0, PositiveSeconds),
+    "cycle_delay": (5.0, Seconds),
+    "poll_interval": (0.0, Seconds),
+}
+DEFAULTS_SCHEMA = vol.Schema({vol.Optional(k, default=d): v for k, (d, v) in COMMON_PDU_KEYS.items()})
+
+MQTT_SCHEMA = vol.Schema({
+    vol.Optional("host"): str,
+    vol.Optional("port", default=1883): vol.All(int, vol.Range(min=1, max=65535)),
+    vol.Optional("username"): str,
+    vol.Exclusive("password", "password"): str,
+    vol.Exclusive("password_file", "password"): str,
+    vol.Optional("tls"): vol.Any(bool, {
+        vol.Optional("ca_certs"): str,
+        vol.Optional("certfile"): str,
+        vol.Optional("keyfile"): str,
+        vol.Optional("insecure", default=False): bool,
+    }),
+    vol.Optional("base_topic", default="pdu"): _base_topic,
+    vol.Optional("client_id"): vol.All(str, vol.Length(min=1, max=200)),
+    vol.Optional("protocol", default="5"): vol.All(vol.Coerce(str), vol.In(["5", "3.1.1"])),
+    vol.Optional("keepalive", default=60): vol.All(int, vol.Range(min=5, max=65535)),
+    vol.Optional("session_expiry", default=300): vol.All(int, vol.Range(min=0)),
+    vol.Optional("max_command_age", default=60.0): PositiveSeconds,
+    vol.Optional("transaction_window", default=600.0): Seconds,
+})
+
+TOP_SCHEMA = vol.Schema({
+    vol.Optional("mqtt", default={}): MQTT_SCHEMA,
+    vol.Optional("homeassistant", default={}): {
+        vol.Optional("discovery", default=False): bool,
+        vol.Optional("prefix", default="homeassistant"): _base_topic,
+        vol.Optional("device_based", default=False): bool,
+    },
+    vol.Optional("pdudaemon"): vol.Any(None, {vol.Optional("listen", default="127.0.0.1:16421"): _host_port}),
+    vol.Optional("defaults", default={}): DEFAULTS_SCHEMA,
+    vol.Required("pdus"): vol.All(dict, vol.Length(min=1, msg="expected at least one PDU")),
+    vol.Optional("aliases", default={}): vol.Any(None, dict),
+})
+
+
+@dataclass(frozen=True)
+class PduConfig:
+    name: str
+    driver: str
+    options: dict[str, Any]
+    ports: dict[str, int]
+    retries: int = 3
+    retry_delay: float = 1.0
+    timeout: float = 10.0
+    cycle_delay: float = 5.0
+    poll_interval: float = 0.0
+    names_by_number: dict[int, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self.names_by_number.update({n: name for name, n in self.ports.items()})
+
+    def resolve_port(self, segment: str) -> tuple[str, int] | None:
+        """The port's (name, number) for a topic segment that is a name or a number."""
+        number = self.ports.get(segment)
+        if number is not None:
+            return segment, number
+        if segment.isdigit():
+            name = self.names_by_number.get(int(segment))
+            if name is not None:
+                return name, int(segment)
+        return None
+
+    @property
+    def driver_class(self) -> Any:
+        return registry.load(self.driver)
+
+
+@dataclass(frozen=True)
+class Alias:
+    name: str
+    pdu: str
+    port: str
+
+
+@dataclass
+class Config:
+    mqtt: dict[str, Any]
+    pdus: dict[str, PduConfig]
+    aliases: dict[str, Alias]
+    homeassistant: dict[str, Any]
+    pdudaemon: dict[str, Any] | None
+    source: str = "<data>"
+
+    @property
+    def base_topic(self) -> str:
+        return self.mqtt["base_topic"]
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.get("client_id") or f"pdumqtt-{socket.gethostname()}-{self.base_topic.replace('/', '-')}"
+
+
+def _path(error: vol.Invalid, prefix: list[Any]) -> str:
+    return ".".join(str(p) for p in [*prefix, *error.path]) or "(top level)"
+
+
+def _describe(error: vol.Invalid, prefix: list[Any]) -> str:
+    msg = error.msg
+    if msg == "extra keys not allowed":
+        msg = "unknown key"
+    elif msg == "required key not provided":
+        msg = "required key missing"
+    return f"{_path(error, prefix)}: {msg}"
+
+
+def _validate(schema: vol.Schema, data: Any, prefix: list[Any]) -> Any:
+    try:
+        return schema(data)
+    except vol.MultipleInvalid as e:
+        raise ConfigError("; ".join(sorted({_describe(err, prefix) for err in e.errors}))) from None
+    except vol.Invalid as e:
+        raise ConfigError(_describe(e, prefix)) from None
+
+
+def _pdu(name: Any, raw: Any, defaults: dict[str, Any]) -> PduConfig:
+    where: list[Any] = ["pdus", name]
+    try:
+        _name(name)
+    except vol.Invalid:
+        raise ConfigError(f"pdus.{name}: a PDU name must be letters, digits, '_', '.' or '-'") from None
+    if name in RESERVED_PDU_NAMES:
+        raise ConfigError(f"pdus.{name}: '{name}' is reserved for topics and cannot name a PDU")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"pdus.{name}: expected a map with at least 'driver' and 'ports'")
+    driver_name = raw.get("driver")
+    if not isinstance(driver_name, str):
+        raise ConfigError(f"pdus.{name}.driver: required key missing (see `pdumqtt drivers`)")
+    if driver_name not in registry.names():
+        known = ", ".join(sorted(registry.names()))
+        raise ConfigError(f"pdus.{name}.driver: unknown driver {driver_name!r} (known: {known})")
+    try:
+        driver_class = registry.load(driver_name)
+    except Exception as e:  # an installed driver that fails to import is a config-time error
+        raise ConfigError(f"pdus.{name}.driver: driver {driver_name!r} cannot be loaded: {e}") from None
+    common = {vol.Required("driver"): str, vol.Required("ports"): _ports}
+    common.update({vol.Optional(k, default=defaults[k]): v for k, (_, v) in COMMON_PDU_KEYS.items()})
+    schema = vol.Schema({**common, **driver_class.options})
+    data = _validate(schema, raw, where)
+    options = {k: v for k, v in data.items() if k not in common and k not in ("driver", "ports")}
+    return PduConfig(name=name, driver=driver_name, options=options, ports=data["ports"],
+                     **{k: data[k] for k in COMMON_PDU_KEYS})
+
+
+def _aliases(raw: dict[str, Any], pdus: dict[str, PduConfig]) -> dict[str, Alias]:
+    aliases = {}
+    for name, target in (raw or {}).items():
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise ConfigError(f"aliases.{name}: an alias must be letters, digits, '_', '.' or '-'")
+        data = _validate(vol.Schema({vol.Required("pdu"): str, vol.Required("port"): vol.Coerce(str)}),
+                         target, ["aliases", name])
+        pdu = pdus.get(data["pdu"])
+        if pdu is None:
+            raise ConfigError(f"aliases.{name}.pdu: no PDU named {data['pdu']!r}")
+        port = pdu.resolve_port(data["port"])
+        if port is None:
+            raise ConfigError(f"aliases.{name}.port: PDU {pdu.name!r} has no port {data['port']!r}")
+        aliases[name] = Alias(name, pdu.name, port[0])
+    return aliases
+
+
+def load_config_data(data: Any, source: str = "<data>") -> Config:
+    """Validate already-parsed config data; raise ConfigError naming the bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError("(top level): expected a map with a 'pdus' section")
+    top = _validate(TOP_SCHEMA, data, [])
+    defaults = top["defaults"]
+    pdus = {name: _pdu(name, raw, defaults) for name, raw in top["pdus"].items()}
+    return Config(mqtt=top["mqtt"], pdus=pdus, aliases=_aliases(top["aliases"], pdus),
+                  homeassistant=top["homeassistant"], pdudaemon=top.get("pdudaemon"), source=source)
+
+
+def read_config_file(path: str | Path) -> Any:
+    """Parse a YAML or JSON file into plain data; ConfigError when it cannot be read."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {e}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file."""
+    return load_config_data(read_config_file(path), source=str(path))

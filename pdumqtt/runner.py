@@ -1,0 +1,306 @@
+"""Runs each PDU's commands one at a time, in arrival order, on the PDU's own thread.
+
+Each PDU has a :class:`PduWorker`: an inbox, a worker thread, and a single driver-call
+thread. The worker takes commands in order and makes each driver call through the call
+thread, so that it can give up on a call after ``timeout`` without ever starting a
+second call while the first still runs (a call that hangs keeps the device's one slot
+busy; later calls queue behind it and time out in turn). Retries back off on this
+PDU's thread only. A cycle switches off, then schedules its "on" on the worker's timer
+heap, so the PDU's other ports go on during the delay while commands for the cycling
+port wait their turn.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pdumqtt.commands import Command
+from pdumqtt.config import Config, PduConfig
+from pdumqtt.drivers import Driver, DriverError
+
+log = logging.getLogger(__name__)
+
+# How long an offline PDU waits between probes when no poll_interval is set.
+OFFLINE_PROBE_INTERVAL = 30.0
+MAX_RETRY_BACKOFF = 60.0
+
+
+class Publisher(Protocol):
+    """Where results go: the MQTT bridge, or a test's recorder."""
+
+    def state(self, pdu: str, port: str, on: bool) -> None: ...
+    def availability(self, pdu: str, online: bool) -> None: ...
+    def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None: ...
+
+
+class CallFailed(Exception):
+    """A driver call failed after every try; the message is the ack's error."""
+
+
+class _CallTimeout(Exception):
+    pass
+
+
+@dataclass
+class _Cycle:
+    command: Command
+    started: float
+    parked: deque[Command] = field(default_factory=deque)  # later commands for this port
+
+
+class PduWorker:
+    """The one thread that talks to one PDU."""
+
+    def __init__(self, pdu: PduConfig, publisher: Publisher) -> None:
+        self.pdu = pdu
+        self.publisher = publisher
+        self.online: bool | None = None
+        self._cond = threading.Condition()
+        self._inbox: deque[Command] = deque()
+        self._ready: deque[Command] = deque()  # released by a finished cycle; they go first
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._cycling: dict[int, _Cycle] = {}  # port number -> the cycle under way there
+        self._known: dict[int, bool] = {}
+        self._driver: Driver | None = None
+        self._caller: ThreadPoolExecutor | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"pdu-{pdu.name}", daemon=True)
+
+    # --- the network thread's side ---------------------------------------------------
+
+    def submit(self, command: Command) -> None:
+        with self._cond:
+            self._inbox.append(command)
+            self._cond.notify()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    # --- the worker thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        self._schedule(0.0, self._probe)
+        while (job := self._next_job()) is not None:
+            try:
+                job()
+            except Exception:  # a bug must not kill the PDU's only thread
+                log.exception("pdu %s: unexpected error", self.pdu.name)
+        self._shutdown()
+
+    def _next_job(self) -> Callable[[], None] | None:
+        with self._cond:
+            while not self._stopping.is_set():
+                if self._timers and self._timers[0][0] <= time.monotonic():
+                    return heapq.heappop(self._timers)[2]
+                queue = self._ready or self._inbox
+                if queue:
+                    command = queue.popleft()
+                    return lambda: self._execute(command)
+                self._cond.wait(self._timers[0][0] - time.monotonic() if self._timers else None)
+        return None
+
+    def _schedule(self, delay: float, job: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), job))
+
+    def _execute(self, command: Command) -> None:
+        started = time.monotonic()
+        if command.deadline is not None and started > command.deadline:
+            self.publisher.ack(command, None, f"expired: not run, older than max_command_age "
+                               f"(waited {started - command.received:.1f} s here)", started)
+            return
+        if command.number in self._cycling:
+            self._cycling[command.number].parked.append(command)
+            return
+        try:
+            if command.action in ("on", "off"):
+                state = self._switch(command, command.action == "on")
+            elif command.action == "toggle":
+                state = self._switch(command, not self._read(command))
+            elif command.action == "get":
+                state = self._read(command)
+            else:
+                self._start_cycle(command, started)
+                return
+        except CallFailed as e:
+            self.publisher.ack(command, self._known.get(command.number), str(e), started)
+            return
+        self.publisher.ack(command, state, None, started)
+
+    def _switch(self, command: Command, on: bool) -> bool:
+        self._call("set", command.number, on)
+        self._confirm(command.port, command.number, on)
+        return on
+
+    def _read(self, command: Command) -> bool:
+        if self._build_driver().can_read:
+            on = self._call("get", command.number)
+            self._confirm(command.port, command.number, on)
+            return on
+        if command.number in self._known:
+            return self._known[command.number]
+        raise CallFailed(f"driver {self.pdu.driver} cannot read outlets and port {command.port}'s state "
+                         "is not known yet: switch it ON or OFF first")
+
+    def _start_cycle(self, command: Command, started: float) -> None:
+        delay = self.pdu.cycle_delay if command.delay is None else command.delay
+        if self._call("cycle", command.number, delay):  # the device rebooted the outlet itself
+            self._confirm(command.port, command.number, True)
+            self.publisher.ack(command, True, None, started)
+            return
+        self._switch(command, False)
+        self._cycling[command.number] = _Cycle(command, started)
+        self._schedule(delay, lambda: self._finish_cycle(command.number))
+
+    def _finish_cycle(self, number: int, tries: int | None = None) -> None:
+        cycle = self._cycling.get(number)
+        if cycle is None:
+            return
+        command, started = cycle.command, cycle.started
+        try:
+            self._call("set", command.number, True, tries=tries)
+            self._confirm(command.port, command.number, True)
+            self.publisher.ack(command, True, None, started)
+        except CallFailed as e:
+            self.publisher.ack(command, False, f"cycle: switched off, but switching on failed: {e}", started)
+        finally:
+            self._ready.extend(self._cycling.pop(number).parked)
+
+    def _confirm(self, port: str, number: int, on: bool) -> None:
+        self._known[number] = on
+        self.publisher.state(self.pdu.name, port, on)
+
+    def _set_online(self, online: bool) -> None:
+        if online != self.online:
+            self.online = online
+            self.publisher.availability(self.pdu.name, online)
+
+    def _probe(self) -> None:
+        """Read every outlet, to publish state and availability without waiting for a command."""
+        try:
+            if self._build_driver().can_read:
+                for name, number in self.pdu.ports.items():
+                    on = self._call("get", number, tries=1)
+                    if self._known.get(number) != on:
+                        self._confirm(name, number, on)
+            else:
+                self._set_online(True)  # nothing to ask the device: assume it is there until a call fails
+        except CallFailed as e:
+            log.warning("pdu %s: probe failed: %s", self.pdu.name, e)
+        interval = self.pdu.poll_interval or (OFFLINE_PROBE_INTERVAL if not self.online else 0)
+        if interval:
+            self._schedule(interval, self._probe)
+
+    # --- driver calls ----------------------------------------------------------------
+
+    def _build_driver(self) -> Driver:
+        if self._driver is None:
+            try:
+                self._driver = self.pdu.driver_class(self.pdu.options, pdu=self.pdu.name, timeout=self.pdu.timeout)
+            except Exception as e:
+                self._set_online(False)
+                raise CallFailed(f"driver {self.pdu.driver} could not start: {e}") from None
+        return self._driver
+
+    def _call(self, method: str, *args: Any, tries: int | None = None) -> Any:
+        """Call the driver with the PDU's timeout and retries; CallFailed after the last try."""
+        tries = self.pdu.retries + 1 if tries is None else tries
+        for attempt in range(tries):
+            try:
+                result = self._call_once(method, args)
+                self._set_online(True)
+                return result
+            except DriverError as e:
+                reason = str(e) or type(e).__name__
+            except _CallTimeout:
+                reason = f"device timeout: no answer within {self.pdu.timeout:g} s"
+            if attempt + 1 < tries:
+                backoff = min(self.pdu.retry_delay * 2 ** attempt, MAX_RETRY_BACKOFF)
+                log.info("pdu %s: %s %s failed (%s); retrying in %.1f s", self.pdu.name, method, args, reason, backoff)
+                if self._stopping.wait(backoff):
+                    reason += "; the daemon stopped before the next try"
+                    break
+        self._set_online(False)
+        raise CallFailed(reason + (f" (after {attempt + 1} tries)" if attempt else ""))
+
+    def _call_once(self, method: str, args: tuple[Any, ...]) -> Any:
+        driver = self._build_driver()
+        if self._caller is None:
+            self._caller = ThreadPoolExecutor(1, thread_name_prefix=f"pdu-{self.pdu.name}-call")
+        future = self._caller.submit(getattr(driver, method), *args)
+        try:
+            return future.result(timeout=self.pdu.timeout)
+        except FutureTimeout:
+            if not future.cancel():  # it is stuck on the device: start afresh once it returns
+                self._caller.submit(self._close_driver, driver)
+            raise _CallTimeout from None
+        except DriverError:
+            self._caller.submit(self._close_driver, driver)
+            raise
+        except Exception as e:  # an OSError or a driver bug: report it, reconnect next time
+            self._caller.submit(self._close_driver, driver)
+            raise DriverError(f"{type(e).__name__}: {e}") from None
+
+    @staticmethod
+    def _close_driver(driver: Driver) -> None:
+        try:
+            driver.close()
+        except Exception:
+            log.debug("closing driver failed", exc_info=True)
+
+    def _shutdown(self) -> None:
+        """Finish what was started, refuse what was not: nothing is lost silently."""
+        self._timers.clear()
+        for number in list(self._cycling):
+            # power the board again now rather than leave it off because we stopped mid-cycle
+            self._finish_cycle(number, tries=1)
+        with self._cond:
+            leftovers = [*self._ready, *self._inbox]
+            self._ready.clear()
+            self._inbox.clear()
+        now = time.monotonic()
+        for command in leftovers:
+            self.publisher.ack(command, None, "not run: the daemon is stopping", now)
+        if self._caller is not None:
+            if self._driver is not None:
+                self._caller.submit(self._close_driver, self._driver)
+            self._caller.shutdown(wait=False)
+
+
+class Runner:
+    """Every PDU's worker; routes each command to its PDU."""
+
+    def __init__(self, config: Config, publisher: Publisher) -> None:
+        self.workers = {name: PduWorker(pdu, publisher) for name, pdu in config.pdus.items()}
+
+    def submit(self, command: Command) -> None:
+        self.workers[command.pdu].submit(command)
+
+    def start(self) -> None:
+        for worker in self.workers.values():
+            worker.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for worker in self.workers.values():
+            worker.request_stop()
+        deadline = time.monotonic() + timeout
+        for worker in self.workers.values():
+            worker.join(max(0.0, deadline - time.monotonic()))
