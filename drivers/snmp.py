@@ -23,6 +23,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import voluptuous as vol
+from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 from pysnmp.hlapi.v3arch.asyncio import (
     USM_AUTH_HMAC96_MD5,
     USM_AUTH_HMAC96_SHA,
@@ -50,8 +51,6 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import errind
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
-
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 
 SNMP_PORT = 161
 
@@ -337,26 +336,27 @@ class SnmpDriver(Driver):
             return False
         if not self.native_cycle_ok(delay):
             return False
+        started = time.monotonic()
         self._request(oid, value)
-        self._wait_back_on(port, delay)
+        self._wait_back_on(port, started + self.timeout * 0.8)
         return True
 
-    def _wait_back_on(self, port: int, delay: float) -> None:
-        # The device reboots on its own clock; hold the port until it is seen on again so
-        # commands queued behind the cycle do not race with the device's reboot.
+    def _wait_back_on(self, port: int, deadline: float) -> None:
+        # The device reboots on its own clock. Holding the port until it is seen on again
+        # keeps commands queued behind the cycle from racing with the reboot; the wait
+        # stays inside the runner's call timeout so the reboot is never sent twice.
         if not self.can_read:
-            time.sleep(delay)
             return
-        deadline = time.monotonic() + delay + self.timeout
         seen_off = False
-        while True:
-            state = self.get(port)
-            seen_off = seen_off or not state
-            if state and (seen_off or time.monotonic() > deadline - self.timeout):
+        while time.monotonic() < deadline:
+            try:
+                on = self.get(port)
+            except DriverError:
                 return
-            if time.monotonic() > deadline:
-                raise DriverError(f"outlet {port} was not on again {delay + self.timeout:g} s after the reboot")
-            time.sleep(0.2)
+            if on and seen_off:
+                return
+            seen_off = seen_off or not on
+            time.sleep(0.1)
 
     def outlet_name(self, port: int) -> str | None:
         """The outlet's name as the device knows it, when the driver has a name OID."""
