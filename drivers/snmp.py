@@ -248,8 +248,9 @@ class SnmpDriver(Driver):
         return CommunityData(community, mpModel=0 if cfg["version"] == "1" else 1)
 
     def _try_timeout(self) -> float:
-        # The whole driver call must fit in self.timeout, tries included.
-        return max(0.1, self.timeout / (self.config["snmp_retries"] + 1) * 0.9)
+        # The whole driver call must fit in self.timeout, tries included, with room for
+        # pysnmp's timer ticks, so that the runner sees our message and not its own timeout.
+        return max(0.1, self.timeout * 0.6 / (self.config["snmp_retries"] + 1))
 
     async def _exchange(self, oid: str, value: int | None) -> Any:
         if self._engine is None:
@@ -272,9 +273,10 @@ class SnmpDriver(Driver):
         budget = self._try_timeout() * tries
         try:
             indication, status, _index, var_binds = _LoopThread.get().run(
-                self._exchange(oid, value), timeout=self.timeout + 1)
+                self._exchange(oid, value), timeout=self.timeout * 0.95)
         except TimeoutError:
-            raise DriverError(f"no SNMP answer from {address} within {self.timeout:g} s") from None
+            raise DriverError(_auth_error(errind.requestTimedOut, address, self.timeout, tries,
+                                          self.config["version"])) from None
         except DriverError:
             raise
         except Exception as exc:  # pysnmp raises PySnmpError for bad addresses and the like

@@ -247,13 +247,20 @@ class SnmpSimulator(Simulator):
             self._control["silent"] = silent
         self._write_control()
 
-    def outlet(self, n: int) -> bool:
-        """The outlet's state as the device holds it (not through SNMP)."""
+    def _outlet_record(self, n: int) -> dict[str, Any]:
         try:
             outlets = json.loads((self.workdir / "state.json").read_text())
         except (OSError, ValueError):
             outlets = {}
-        out = outlets.get(str(n), {"on": False})
+        return outlets.get(str(n), {"on": False})
+
+    def reboots(self, n: int) -> int:
+        """How many native reboots outlet ``n`` was asked for."""
+        return int(self._outlet_record(n).get("reboots", 0))
+
+    def outlet(self, n: int) -> bool:
+        """The outlet's state as the device holds it (not through SNMP)."""
+        out = self._outlet_record(n)
         if out.get("back_on_at") and time.time() >= out["back_on_at"]:
             return True
         return bool(out["on"])

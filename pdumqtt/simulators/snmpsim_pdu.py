@@ -83,6 +83,7 @@ def _switch(mc, n, action):
         out["on"], out["back_on_at"] = False, None
     else:
         out["on"] = False
+        out["reboots"] = out.get("reboots", 0) + 1
         out["back_on_at"] = time.time() + float(_control(mc).get("reboot_time", 1.0))
     _save_state(mc)
 
