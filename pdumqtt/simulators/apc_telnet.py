@@ -207,7 +207,7 @@ class _Session:
     async def outlet_list(self) -> None:
         page = self.sim.config["page_size"]
         while True:
-            await self.out("\r\n------- Outlet Control/Configuration ------------------------------------------\r\n\r\n")
+            await self.out("\r\n------- Outlet Control/Configuration ---------------------------------\r\n\r\n")
             for i, n in enumerate(sorted(self.sim.outlets), 1):
                 await self.out(f"     {n:>2}- Outlet {n:<22} {'ON' if self.sim.outlet(n) else 'OFF'}\r\n")
                 if page and i % page == 0 and i < len(self.sim.outlets):
@@ -238,23 +238,25 @@ class _Session:
     async def control_outlet(self, n: int) -> None:
         actions = {"1": ("Immediate On", "on"), "2": ("Immediate Off", "off"), "3": ("Immediate Reboot", "reboot")}
         while True:
-            await self.out(f"\r\n------- Control Outlet {n} ---------------------------------------------------\r\n\r\n"
+            await self.out(f"\r\n------- Control Outlet {n} ------------------------------------------\r\n\r\n"
                            "     1- Immediate On\r\n     2- Immediate Off\r\n     3- Immediate Reboot\r\n"
                            "     4- Delayed On\r\n     5- Delayed Off\r\n     6- Delayed Reboot\r\n"
-                           "     7- Cancel\r\n\r\n     ?- Help, <ESC>- Back, <ENTER>- Refresh, <CTRL-L>- Event Log\r\n> ")
+                           "     7- Cancel\r\n\r\n"
+                           "     ?- Help, <ESC>- Back, <ENTER>- Refresh, <CTRL-L>- Event Log\r\n> ")
             key = await self.key_or_line()
             if key == ESC:
                 return
             if key not in actions:
                 continue
             title, action = actions[key]
-            await self.out(f"\r\n        -----------------------------------------------------------------------\r\n"
-                           f"        {title}\r\n        -----------------------------------------------------------------------\r\n\r\n"
+            rule = "        " + "-" * 71 + "\r\n"
+            await self.out(f"\r\n{rule}        {title}\r\n{rule}\r\n"
                            f"        This command will act on outlet {n} now.\r\n\r\n"
                            "        Enter 'YES' to continue or <ENTER> to cancel : ")
             if await self.key_or_line() == "YES":
                 self.sim.switch(n, action)
-                await self.out("\r\n\r\n        Command successfully issued.\r\n\r\n        Press <ENTER> to continue...")
+                await self.out("\r\n\r\n        Command successfully issued.\r\n\r\n"
+                               "        Press <ENTER> to continue...")
                 await self.key_or_line()
 
 
