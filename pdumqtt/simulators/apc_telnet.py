@@ -66,7 +66,8 @@ class _Session:
                 return b
             cmd = (await self.reader.read(1) or b"\0")[0]
             if cmd in (DO, DONT, WILL, WONT):
-                await self.reader.read(1)  # the option: we already said what we do
+                option = (await self.reader.read(1) or b"\0")[0]
+                self.sim.negotiated.append((cmd, option))  # we already said what we do
             elif cmd == SB:
                 while True:
                     chunk = await self.reader.read(1)
@@ -144,6 +145,7 @@ class _Session:
                 continue
             cmd, args = words[0].lower(), words[1:]
             if cmd in ("exit", "quit", "bye"):
+                self.sim.logouts += 1
                 await self.out("\r\nBye.\r\n")
                 return
             await self.out("\r\n" + self.cli_reply(cmd, args) + "\r\n\r\napc>")
@@ -177,6 +179,7 @@ class _Session:
                            "     <ESC>- Main Menu, <ENTER>- Refresh, <CTRL-L>- Event Log\r\n> ")
             key = await self.key_or_line()
             if key == "4":
+                self.sim.logouts += 1
                 await self.out("\r\nConnection Closed - Bye\r\n")
                 return
             if key == "1":
@@ -285,7 +288,9 @@ class ApcTelnetSimulator(Simulator):
         self.outlets: dict[int, bool] = {n: on for n in range(1, self.config["outlets"] + 1)}
         self._back_on_at: dict[int, float] = {}
         self.reboots: dict[int, int] = {}
-        self.logins = 0
+        self.logins = 0  # connections accepted
+        self.logouts = 0  # sessions ended by the client's own logout
+        self.negotiated: list[tuple[int, int]] = []  # telnet (command, option) pairs the clients sent
         self.failure = {k: self.config[k] for k in ("delay", "drop_after", "silent")}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
