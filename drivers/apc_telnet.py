@@ -231,56 +231,69 @@ class ApcTelnet(Driver):
 
     # --- menu firmware --------------------------------------------------------------------------------
 
-    def _menu_choose(self, key: str, expect: bytes, what: str) -> None:
-        self._send(key.encode() + b"\r\n")
-        self._expect([expect], what)
-        self._expect([MENU_PROMPT], f"the prompt of {what}")
-
-    def _menu_outlets(self) -> dict[int, bool]:
-        """From the main menu to the outlet list; return every outlet's state."""
+    def _screen(self, what: str) -> bytes:
+        """Everything up to the next menu prompt, pressing ENTER through pages."""
         assert self._session is not None
-        self._menu_choose("1", rb"Device Manager", "the Device Manager menu")
-        self._menu_choose("2", rb"Outlet Management", "the Outlet Management menu")
-        self._send(b"1\r\n")
         text = b""
         while True:
-            found = self._expect([MORE, MENU_PROMPT], "the outlet list")
+            found = self._expect([MORE, MENU_PROMPT], what)
             text += self._session.before
             if found == 1:
-                break
+                return text
             self._send(b"\r\n")
+
+    def _menu_outlets(self) -> tuple[dict[int, bool], int]:
+        """From the main menu to the outlet list: every outlet's state, and how deep the list is.
+
+        AP79xx units list outlets under Device Manager > Outlet Management > Outlet
+        Control/Configuration; AP92xx (and AP9606 cards) list them in Device Manager itself.
+        """
+        self._send(b"1\r\n")
+        text = self._screen("the Device Manager menu")
+        depth = 1
+        if b"Outlet Management" in text:
+            self._send(b"2\r\n")
+            self._screen("the Outlet Management menu")
+            self._send(b"1\r\n")
+            text = self._screen("the outlet list")
+            depth = 3
         states: dict[int, bool] = {}
         for m in re.finditer(rb"^\s*(\d+)-\s+.*?\s(ON|OFF)\s*$", text, re.MULTILINE):
             states[int(m.group(1))] = m.group(2) == b"ON"
-        return states
+        if not states:
+            raise DriverError(f"{self._where}: found no outlet list in the Device Manager menus")
+        return states, depth
 
     def _menu_to_main(self, levels: int) -> None:
         for _ in range(levels):
             self._send(ESC)
-            while self._expect([MENU_PROMPT, MORE], "a menu after ESC") == 1:
-                self._send(b"\r\n")  # the outlet list pages on the way back too
+            self._screen("a menu after ESC")  # the outlet list pages on the way back too
 
     def _menu_get(self, port: int) -> bool:
-        states = self._menu_outlets()
-        self._menu_to_main(3)
+        states, depth = self._menu_outlets()
+        self._menu_to_main(depth)
         if port not in states:
             raise DriverError(f"{self._where} lists no outlet {port} (it has {len(states)})")
         return states[port]
 
     def _menu_do(self, port: int, action: str) -> None:
-        states = self._menu_outlets()
+        states, depth = self._menu_outlets()
         if port not in states:
-            self._menu_to_main(3)
+            self._menu_to_main(depth)
             raise DriverError(f"{self._where} lists no outlet {port} (it has {len(states)})")
-        self._menu_choose(str(port), rb"Control Outlet", f"outlet {port}'s menu")
-        self._menu_choose("1", rb"Immediate On", "the Control Outlet menu")
+        self._send(f"{port}\r\n".encode())
+        if b"Control Outlet" not in self._screen(f"outlet {port}'s menu"):
+            raise DriverError(f"{self._where}: outlet {port}'s menu has no Control Outlet entry")
+        self._send(b"1\r\n")
+        if b"Immediate On" not in self._screen("the Control Outlet menu"):
+            raise DriverError(f"{self._where}: the Control Outlet menu has no Immediate On entry")
         self._send({"on": b"1", "off": b"2", "reboot": b"3"}[action] + b"\r\n")
         self._expect([CONFIRM], "the YES confirmation")
         self._send(b"YES\r\n")
         self._expect([MORE], "the confirmation that the command was issued")
         self._send(b"\r\n")
-        self._expect([MENU_PROMPT], "the Control Outlet menu")
-        self._menu_to_main(5)
+        self._screen("the Control Outlet menu")
+        self._menu_to_main(depth + 2)
 
     # --- the Driver contract ---------------------------------------------------------------------------
 

@@ -65,6 +65,19 @@ def test_menu_outlet_list_pages(telnet_sim: Callable[..., ApcTelnetSimulator], o
         d.get(outlets + 1)
 
 
+@pytest.mark.parametrize("outlets", [8, 24])
+def test_ap92xx_menus_list_outlets_in_device_manager(telnet_sim: Callable[..., ApcTelnetSimulator],
+                                                     outlets: int) -> None:
+    sim = telnet_sim(firmware="menu", menu="ap92xx", outlets=outlets, page_size=5)
+    d = driver(host=sim.address, keepalive=True)
+    d.set(outlets, True)
+    d.set(1, True)
+    d.set(1, False)
+    assert sim.outlet(outlets) and not sim.outlet(1)
+    assert d.get(outlets) and not d.get(1)
+    assert sim.logins == 1  # back at the main menu after each call, so one session serves them all
+
+
 def test_cli_unknown_outlet_is_the_device_error(telnet_sim: Callable[..., ApcTelnetSimulator]) -> None:
     sim = telnet_sim(firmware="cli")
     with pytest.raises(DriverError, match="answered olOn with E102: Parameter Error"):

@@ -1,4 +1,4 @@
-"""APC telnet simulator: the menu firmware (AP79xx) and the CLI firmware (AOS 5+, ``apc>``).
+"""APC telnet simulator: the menu firmware (AP79xx, AP92xx) and the CLI firmware (AOS 5+, ``apc>``).
 
 This module owns an asyncio telnet server on loopback, in its own thread, that speaks
 the two APC dialogues from protocols.md: the login prompts, telnet option negotiation
@@ -182,7 +182,9 @@ class _Session:
                 self.sim.logouts += 1
                 await self.out("\r\nConnection Closed - Bye\r\n")
                 return
-            if key == "1":
+            if key == "1" and self.sim.config["menu"] == "ap92xx":
+                await self.outlet_list("Device Manager")
+            elif key == "1":
                 await self.device_manager()
 
     async def device_manager(self) -> None:
@@ -207,10 +209,10 @@ class _Session:
             if key == "1":
                 await self.outlet_list()
 
-    async def outlet_list(self) -> None:
+    async def outlet_list(self, title: str = "Outlet Control/Configuration") -> None:
         page = self.sim.config["page_size"]
         while True:
-            await self.out("\r\n------- Outlet Control/Configuration ---------------------------------\r\n\r\n")
+            await self.out(f"\r\n------- {title} ---------------------------------\r\n\r\n")
             for i, n in enumerate(sorted(self.sim.outlets), 1):
                 await self.out(f"     {n:>2}- Outlet {n:<22} {'ON' if self.sim.outlet(n) else 'OFF'}\r\n")
                 if page and i % page == 0 and i < len(self.sim.outlets):
@@ -267,6 +269,8 @@ class ApcTelnetSimulator(Simulator):
     options = {
         vol.Optional("listen", default="127.0.0.1:0"): str,
         vol.Optional("firmware", default="menu"): vol.In(["menu", "cli"]),
+        # ap79xx: Device Manager > Outlet Management > Outlet Control; ap92xx: outlets in Device Manager
+        vol.Optional("menu", default="ap79xx"): vol.In(["ap79xx", "ap92xx"]),
         vol.Optional("outlets", default=8): vol.All(int, vol.Range(min=1, max=48)),
         vol.Optional("initial", default="off"): vol.In(["on", "off"]),
         vol.Optional("username", default="apc"): str,
