@@ -217,3 +217,25 @@ def test_daemon_offline_then_online_again(telnet_sim: Callable[..., ApcTelnetSim
     probe.wait_for(f"pdu/{pdu}/availability", lambda m: m.payload == b"online", timeout=15, start=mark)
     ack = probe.request(f"pdu/{pdu}/2/set", "ON")
     assert ack["status"] == "ok" and sim.outlet(2)
+
+
+# --- PDUDaemon's driver names and options, unchanged --------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "firmware", "menu"), [("apc7952", "menu", "ap79xx"), ("apc7921", "menu", "ap79xx"),
+                                                        ("apc9218", "menu", "ap92xx"), ("ap9606", "menu", "ap92xx"),
+                                                        ("apc8959", "cli", "ap79xx")])
+def test_daemon_pdudaemon_apc_names(telnet_sim: Callable[..., ApcTelnetSimulator], daemon: Any, probe: Any,
+                                    unique: str, name: str, firmware: str, menu: str) -> None:
+    sim = telnet_sim(firmware=firmware, menu=menu, username="apc", password="lab-pw")
+    port = int(sim.address.rsplit(":", 1)[1])
+    pdu = f"{unique}-{name}"
+    daemon({"pdus": {pdu: {"driver": name, "hostname": "127.0.0.1", "telnetport": port, "username": "apc",
+                           "password": "lab-pw", "ports": 8, "retries": 1, "retry_delay": 0.1, "timeout": 3,
+                           "cycle_delay": 0.2}}})
+    ack = probe.request(f"pdu/{pdu}/4/set", "ON")
+    assert (ack["status"], ack["state"], ack["error"]) == ("ok", "ON", None) and sim.outlet(4)
+    ack = probe.request(f"pdu/{pdu}/4/set", "OFF")
+    assert (ack["status"], ack["state"]) == ("ok", "OFF") and not sim.outlet(4)
+    ack = probe.request(f"pdu/{pdu}/4/get")
+    assert (ack["status"], ack["state"]) == ("ok", "OFF")

@@ -370,3 +370,44 @@ def test_daemon_silent_agent_then_answers(snmp_sim: Callable[..., SnmpSimulator]
     sim.set_failure(silent=False)
     ack = probe.request(f"pdu/{pdu}/4/set", "ON")
     assert ack["status"] == "ok" and sim.outlet(4)
+
+
+# --- PDUDaemon's driver names and options, unchanged --------------------------------------------------
+
+RPDU2_BY_NAME = {"mib": "PowerNet-MIB", "controlpoint": "rPDU2OutletSwitchedControlCommand",
+                 "onsetting": 1, "offsetting": 2}
+PDUDAEMON_CASES = [
+    ("snmpv1", "apc_rpdu2", {"community": "private", **RPDU2_BY_NAME}),
+    ("snmpv1", "apc_spdu", {"community": "private", "oid": "1.3.6.1.4.1.318.1.1.4.4.2.1.3.*"}),
+    ("snmpv3", "apc_rpdu", {"username": "labadmin", "authpassphrase": "auth-secret-1",
+                            "privpassphrase": "priv-secret-1", "auth_protocol": "usmHMACSHAAuthProtocol",
+                            "priv_protocol": "usmAesCfb128Protocol", "mib": "PowerNet-MIB",
+                            "controlpoint": "rPDUOutletControlOutletCommand"}),
+    ("cyberpower81001", "cyberpower", {}),
+    ("cyberpower41001", "cyberpower", {"community": "private"}),
+    ("ip9258", "ip9258", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "device", "settings"), PDUDAEMON_CASES,
+                         ids=[f"{n}-{d}" for n, d, _ in PDUDAEMON_CASES])
+def test_daemon_pdudaemon_snmp_names(snmp_sim: Callable[..., SnmpSimulator], daemon: Any, probe: Any, unique: str,
+                                     name: str, device: str, settings: dict[str, Any]) -> None:
+    extra = {**V3, "v3_auth_protocol": "SHA", "v3_priv_protocol": "AES"} if name == "snmpv3" else {}
+    sim = snmp_sim(device=device, **extra)
+    pdu = f"{unique}-{name}"
+    daemon({"pdus": {pdu: {"driver": name, "hostname": sim.address, "ports": 8, "retries": 1, "retry_delay": 0.1,
+                           "timeout": 2, "cycle_delay": 0.2, **settings}}})
+    ack = probe.request(f"pdu/{pdu}/8/set", "ON")
+    assert (ack["status"], ack["state"], ack["error"]) == ("ok", "ON", None) and sim.outlet(8)
+    ack = probe.request(f"pdu/{pdu}/8/set", "OFF")
+    assert (ack["status"], ack["state"]) == ("ok", "OFF") and not sim.outlet(8)
+    ack = probe.request(f"pdu/{pdu}/8/set", "CYCLE", timeout=15)
+    assert (ack["status"], ack["state"]) == ("ok", "ON") and sim.outlet(8)
+
+
+def test_pdudaemon_snmp_unknown_mib_name_is_explained(snmp_sim: Callable[..., SnmpSimulator]) -> None:
+    sim = snmp_sim(device="apc_rpdu2")
+    cls = registry.load("snmpv1")
+    with pytest.raises(DriverError, match=r"not a MIB object we know by name .*numeric oid"):
+        cls(vol.Schema(cls.options)({"hostname": sim.address, "mib": "FOO-MIB", "controlpoint": "fooCtl"}))

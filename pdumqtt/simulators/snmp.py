@@ -77,6 +77,10 @@ DEVICES: dict[str, dict[str, Any]] = {
         "records": [("control", ENT + "3808.1.1.3.3.3.1.1.4.{n}", "on=1,off=2,reboot=3"),
                     ("state", ENT + "3808.1.1.3.3.5.1.1.4.{n}", "on=1,off=2")],
     },
+    "ip9258": {
+        "sysoid": ENT + "92.58", "descr": "IP Power 9258 (simulated)",
+        "records": [("control", ENT + "92.58.2.{n}.0", "on=1,off=0")],
+    },
     "poe": {
         "sysoid": ENT + "9.1.1208", "descr": "PoE switch (simulated)",
         "records": [("control", "1.3.6.1.2.1.105.1.1.1.3.1.{n}", "on=1,off=2")],
