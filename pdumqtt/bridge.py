@@ -138,7 +138,8 @@ class MqttBridge:
             return
         log.info("connected to %s:%s", self.host, self.port)
         if self.v5:
-            options = SubscribeOptions(qos=1, noLocal=True)
+            # retainAsPublished: a /set someone published retained must reach us flagged, to be refused
+            options = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
             client.subscribe([(f"{self.base}/+/+/set", options), (f"{self.base}/+/+/get", options)])
         else:
             client.subscribe([(f"{self.base}/+/+/set", 1), (f"{self.base}/+/+/get", 1)])
@@ -170,6 +171,12 @@ class MqttBridge:
     # --- in: message, parse, hand over ---------------------------------------------------
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._handle(message)
+        except Exception:  # never let a bug kill paho's network thread
+            log.exception("failed to handle a message on %s", message.topic[:200])
+
+    def _handle(self, message: mqtt.MQTTMessage) -> None:
         props = getattr(message, "properties", None) if self.v5 else None
         try:
             command = parse(self.config, message.topic, message.payload, retained=bool(message.retain),
