@@ -18,8 +18,9 @@ from typing import Any
 
 import pexpect
 import voluptuous as vol
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 from pexpect.fdpexpect import fdspawn
+
+from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 
 TELNET_PORT = 23
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import voluptuous as vol
+
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.apc_telnet import ApcTelnet
 from pdumqtt.drivers.snmp import SnmpDriver, oid_template

@@ -23,7 +23,6 @@ from collections.abc import Coroutine
 from typing import Any
 
 import voluptuous as vol
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 from pysnmp.hlapi.v3arch.asyncio import (
     USM_AUTH_HMAC96_MD5,
     USM_AUTH_HMAC96_SHA,
@@ -49,10 +48,15 @@ from pysnmp.hlapi.v3arch.asyncio import (
     get_cmd,
     set_cmd,
 )
+from pysnmp.hlapi.varbinds import CommandGeneratorVarBinds
 from pysnmp.proto import errind
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 
+from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
+
 SNMP_PORT = 161
+SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
+_VARBINDS = CommandGeneratorVarBinds()
 
 AUTH_PROTOCOLS = {
     "none": USM_AUTH_NONE,
@@ -202,7 +206,6 @@ class SnmpDriver(Driver):
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         super().__init__(options, pdu=pdu, timeout=timeout)
         self._engine: SnmpEngine | None = None
-        self._target: UdpTransportTarget | None = None
         self.host, self.port = split_host(options["host"], SNMP_PORT)
 
     @property
@@ -247,33 +250,34 @@ class SnmpDriver(Driver):
         community = cfg["community"] if write else cfg.get("read_community", cfg["community"])
         return CommunityData(community, mpModel=0 if cfg["version"] == "1" else 1)
 
-    def _try_timeout(self) -> float:
-        # The whole driver call must fit in self.timeout, tries included, with room for
-        # pysnmp's timer ticks, so that the runner sees our message and not its own timeout.
-        return max(0.1, self.timeout * 0.6 / (self.config["snmp_retries"] + 1))
-
-    async def _exchange(self, oid: str, value: int | None) -> Any:
+    async def _exchange(self, oid: str, value: int | None, deadline: float) -> Any:
         if self._engine is None:
-            self._engine = SnmpEngine()
-        if self._target is None:
-            self._target = await UdpTransportTarget.create(
-                (self.host, self.port), timeout=self._try_timeout(), retries=self.config["snmp_retries"])
+            engine = SnmpEngine()
+            # Load pysnmp's own base MIB modules now (a fraction of a second, once per
+            # engine) so that the first request's tries are not cut short by it.
+            _VARBINDS.make_varbinds(engine.cache, (ObjectType(ObjectIdentity(SYS_OBJECT_ID)),))
+            self._engine = engine
+        retries = self.config["snmp_retries"]
+        # Split what is left of the call's time between the tries, leaving room for
+        # pysnmp's timer ticks so the runner sees our message and not its own timeout.
+        per_try = max(0.05, (deadline - time.monotonic()) * 0.75 / (retries + 1))
+        target = await UdpTransportTarget.create((self.host, self.port), timeout=per_try, retries=retries)
         auth = self._auth(write=value is not None)
         context = ContextData(contextName=self.config["context"])
         if value is None:
-            return await get_cmd(self._engine, auth, self._target, context,
+            return await get_cmd(self._engine, auth, target, context,
                                  ObjectType(ObjectIdentity(oid)), lookupMib=False)
-        return await set_cmd(self._engine, auth, self._target, context,
+        return await set_cmd(self._engine, auth, target, context,
                              ObjectType(ObjectIdentity(oid), Integer32(value)), lookupMib=False)
 
     def _request(self, oid: str, value: int | None = None) -> Any:
         """GET ``oid`` (value None) or SET it to ``value``; return the value the agent sent back."""
         address = f"{self.host}:{self.port}"
         tries = self.config["snmp_retries"] + 1
-        budget = self._try_timeout() * tries
+        started = time.monotonic()
         try:
             indication, status, _index, var_binds = _LoopThread.get().run(
-                self._exchange(oid, value), timeout=self.timeout * 0.95)
+                self._exchange(oid, value, started + self.timeout * 0.85), timeout=self.timeout * 0.9)
         except TimeoutError:
             raise DriverError(_auth_error(errind.requestTimedOut, address, self.timeout, tries,
                                           self.config["version"])) from None
@@ -282,7 +286,8 @@ class SnmpDriver(Driver):
         except Exception as exc:  # pysnmp raises PySnmpError for bad addresses and the like
             raise DriverError(f"SNMP request to {address} failed: {exc}") from None
         if indication:
-            raise DriverError(_auth_error(indication, address, budget, tries, self.config["version"]))
+            waited = round(time.monotonic() - started, 1)
+            raise DriverError(_auth_error(indication, address, waited, tries, self.config["version"]))
         if status:
             name = status.prettyPrint()
             what = "write" if value is not None else "read"
@@ -368,11 +373,7 @@ class SnmpDriver(Driver):
         return self._request(template.format(outlet=port)).prettyPrint()
 
     def close(self) -> None:
-        engine, self._engine, self._target = self._engine, None, None
+        engine, self._engine = self._engine, None
         if engine is not None:
-            async def shut() -> None:
-                engine.close_dispatcher()
-            try:
-                _LoopThread.get().run(shut(), timeout=5)
-            except Exception:  # closing must never fail the caller
-                pass
+            # on the engine's own loop, without waiting: closing must never hold up the caller
+            _LoopThread.get().loop.call_soon_threadsafe(engine.close_dispatcher)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import voluptuous as vol
+
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.snmp import CONNECTION_OPTIONS, SnmpDriver
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import voluptuous as vol
 from conftest import wait_until
+
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.apc_telnet import DO, ECHO, SGA, ApcTelnet
-
 from pdumqtt.simulators.apc_telnet import ApcTelnetSimulator
 
 FIRMWARES = ["menu", "cli"]

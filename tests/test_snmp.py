@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import voluptuous as vol
 from conftest import wait_until
-from pdumqtt.drivers import Driver, DriverError
 
 from pdumqtt import registry
+from pdumqtt.drivers import Driver, DriverError
 from pdumqtt.simulators.snmp import SnmpSimulator
 
 V3 = {"v3_user": "labadmin", "v3_auth_key": "auth-secret-1", "v3_priv_key": "priv-secret-1"}
