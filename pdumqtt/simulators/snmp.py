@@ -14,6 +14,7 @@ device that goes away and comes back with its outlets as they were.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -98,6 +99,14 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def _get_sys_descr_packet(community: str) -> bytes:
+    """An SNMPv2c GET of sysDescr.0, BER-encoded by hand: the readiness probe needs no SNMP stack."""
+    varbinds = bytes.fromhex("300e300c06082b060102010101000500")
+    pdu = bytes.fromhex("020101020100020100") + varbinds
+    body = bytes([0x02, 0x01, 0x01, 0x04, len(community)]) + community.encode() + bytes([0xA0, len(pdu)]) + pdu
+    return bytes([0x30, len(body)]) + body
+
+
 def _oid_key(line: str) -> tuple[int, ...]:
     return tuple(int(x) for x in line.split("|", 1)[0].split("."))
 
@@ -133,6 +142,8 @@ class SnmpSimulator(Simulator):
         self._control = {"delay": self.config["delay"], "silent": self.config["silent"],
                          "reboot_time": self.config["reboot_time"]}
         self._log: Any = None
+        # `pdumqtt sim` only calls stop(): never leave an agent or a temporary folder behind
+        atexit.register(self.remove if self._own_workdir else self.stop)
 
     @property
     def address(self) -> str:
@@ -210,14 +221,26 @@ class SnmpSimulator(Simulator):
         self._proc = subprocess.Popen(self._argv(), stdout=self._log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, env=env, cwd=self.workdir)
         deadline = time.monotonic() + timeout
-        while True:
-            text = log_path.read_text(errors="replace")
-            if "Listening at UDP/IPv4 endpoint" in text:
-                return
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"snmpsim did not start: {text[-2000:]}")
-            time.sleep(0.05)
+        communities = [*self.config["communities"], *self.config["read_only_communities"]]
+        probe = _get_sys_descr_packet(communities[0]) if communities and not self._control["silent"] else None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(0.2)
+            while True:
+                text = log_path.read_text(errors="replace")
+                if "Listening at UDP/IPv4 endpoint" in text:
+                    if probe is None:
+                        return
+                    # listening is not yet answering: wait for the agent's first reply
+                    sock.sendto(probe, ("127.0.0.1", self._port))
+                    try:
+                        sock.recvfrom(4096)
+                        return
+                    except OSError:
+                        pass
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"snmpsim did not start: {text[-2000:]}")
+                time.sleep(0.05)
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
