@@ -19,6 +19,7 @@ import concurrent.futures
 import re
 import threading
 import time
+import weakref
 from collections.abc import Coroutine
 from typing import Any
 
@@ -197,6 +198,12 @@ def _auth_error(indication: Any, address: str, budget: float, tries: int, versio
     return f"SNMP error talking to {address}: {indication}"
 
 
+def _new_engine() -> SnmpEngine:
+    engine = SnmpEngine()
+    _VARBINDS.make_varbinds(engine.cache, (ObjectType(ObjectIdentity(SYS_OBJECT_ID)),))
+    return engine
+
+
 class SnmpDriver(Driver):
     """Outlets switched by writing an integer to a per-outlet OID."""
 
@@ -205,7 +212,13 @@ class SnmpDriver(Driver):
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         super().__init__(options, pdu=pdu, timeout=timeout)
-        self._engine: SnmpEngine | None = None
+        # Built here, in the caller's thread and outside any call's time budget: building
+        # an engine loads pysnmp's base MIB modules (about half a second of CPU). That is
+        # no I/O, and touches no event loop: the engine's UDP transport and its loop are
+        # only made by the first request, on the SNMP loop thread, which alone uses it.
+        self._engine = _new_engine()
+        loop = _LoopThread.get().loop
+        weakref.finalize(self, loop.call_soon_threadsafe, self._engine.close_dispatcher)
         self.host, self.port = split_host(options["host"], SNMP_PORT)
 
     @property
@@ -251,12 +264,6 @@ class SnmpDriver(Driver):
         return CommunityData(community, mpModel=0 if cfg["version"] == "1" else 1)
 
     async def _exchange(self, oid: str, value: int | None, deadline: float) -> Any:
-        if self._engine is None:
-            engine = SnmpEngine()
-            # Load pysnmp's own base MIB modules now (a fraction of a second, once per
-            # engine) so that the first request's tries are not cut short by it.
-            _VARBINDS.make_varbinds(engine.cache, (ObjectType(ObjectIdentity(SYS_OBJECT_ID)),))
-            self._engine = engine
         retries = self.config["snmp_retries"]
         # Split what is left of the call's time between the tries, leaving room for
         # pysnmp's timer ticks so the runner sees our message and not its own timeout.
@@ -373,7 +380,5 @@ class SnmpDriver(Driver):
         return self._request(template.format(outlet=port)).prettyPrint()
 
     def close(self) -> None:
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            # on the engine's own loop, without waiting: closing must never hold up the caller
-            _LoopThread.get().loop.call_soon_threadsafe(engine.close_dispatcher)
+        """Nothing to reset: SNMP over UDP keeps no session. The engine's socket is closed
+        when the driver is garbage-collected."""
