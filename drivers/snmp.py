@@ -180,7 +180,7 @@ class _LoopThread:
             raise TimeoutError from None
 
 
-def _auth_error(indication: Any, address: str, budget: float, tries: int, version: str) -> str:
+def _indication_message(indication: Any, address: str, budget: float, tries: int, version: str) -> str:
     if isinstance(indication, errind.RequestTimedOut):
         hint = ("check the address and the user" if version == "3"
                 else "check the address and the community (agents ignore a wrong community)")
@@ -286,7 +286,7 @@ class SnmpDriver(Driver):
             indication, status, _index, var_binds = _LoopThread.get().run(
                 self._exchange(oid, value, started + self.timeout * 0.85), timeout=self.timeout * 0.9)
         except TimeoutError:
-            raise DriverError(_auth_error(errind.requestTimedOut, address, self.timeout, tries,
+            raise DriverError(_indication_message(errind.requestTimedOut, address, self.timeout, tries,
                                           self.config["version"])) from None
         except DriverError:
             raise
@@ -294,7 +294,7 @@ class SnmpDriver(Driver):
             raise DriverError(f"SNMP request to {address} failed: {exc}") from None
         if indication:
             waited = round(time.monotonic() - started, 1)
-            raise DriverError(_auth_error(indication, address, waited, tries, self.config["version"]))
+            raise DriverError(_indication_message(indication, address, waited, tries, self.config["version"]))
         if status:
             name = status.prettyPrint()
             what = "write" if value is not None else "read"
