@@ -1,10 +1,10 @@
 """PDUDaemon's APC and SNMP driver names, taking PDUDaemon's own option names.
 
 This module owns the translation only: each class here is one of our drivers with a
-schema that reads a ``pdudaemon.conf`` entry unchanged (``hostname``, ``telnetport``,
-``community``, ``mib`` + ``controlpoint`` or ``oid`` with ``*``, ``onsetting``/
-``offsetting``, ``authpassphrase``, pysnmp protocol names...) and turns it into our
-options before the real driver starts. No MIB is loaded: the PowerNet-MIB and CPS-MIB
+schema that reads a ``pdudaemon.conf`` entry unchanged (the PDU's name as its host, or
+``hostname``; ``telnetport``, ``community``, ``mib`` + ``controlpoint`` or ``oid`` with
+``*``, ``onsetting``/``offsetting``, ``authpassphrase``, pysnmp protocol names...) and
+turns it into our options before the real driver starts. No MIB is loaded: the PowerNet-MIB and CPS-MIB
 names PDUDaemon configs use are mapped to their numeric OIDs here.
 """
 
@@ -40,10 +40,11 @@ PRIV_NAMES = {
 }
 
 
-def _address(options: dict[str, Any], port_key: str | None = None) -> str:
-    host = options.get("host") or options.get("hostname")
+def _address(options: dict[str, Any], pdu: str, port_key: str | None = None) -> str:
+    # In pdudaemon.conf the PDU's name is the device's host name.
+    host = options.get("host") or options.get("hostname") or pdu
     if not host:
-        raise DriverError("no address: set hostname (or host)")
+        raise DriverError("no address: set hostname (or host), or name the PDU after its host")
     port = options.get(port_key) if port_key else None
     if port is None:
         return str(host)
@@ -64,7 +65,7 @@ class _ApcTelnetName(ApcTelnet):
     dialogue = "menu"
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
-        ours = {"host": _address(options, "telnetport"), "username": options["username"],
+        ours = {"host": _address(options, pdu, "telnetport"), "username": options["username"],
                 "password": options["password"], "firmware": self.dialogue, "keepalive": options["keepalive"]}
         super().__init__(ours, pdu=pdu, timeout=timeout)
 
@@ -128,7 +129,7 @@ class SnmpV1(SnmpDriver):
         except vol.Invalid as e:
             raise DriverError(str(e)) from None
         ours = {
-            "host": _address(options), "control_oid": control,
+            "host": _address(options, pdu), "control_oid": control,
             "on_value": options["onsetting"], "off_value": options["offsetting"],
             "snmp_retries": 1, "context": "", "native_cycle": False,
             "auth_protocol": "md5", "priv_protocol": "des", **self.translate(options),
@@ -169,7 +170,7 @@ class Cyberpower81001(CyberpowerSnmp):
     options = {**_ADDRESS, vol.Optional("community", default="private"): str}
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
-        ours = {"host": _address(options), "community": options["community"], "version": "1",
+        ours = {"host": _address(options, pdu), "community": options["community"], "version": "1",
                 "snmp_retries": 1, "context": "", "auth_protocol": "sha", "priv_protocol": "aes",
                 "native_cycle": True, "native_cycle_delay": 5.0}
         super().__init__(ours, pdu=pdu, timeout=timeout)
@@ -182,7 +183,7 @@ class Ip9258(SnmpDriver):
     options = {**_ADDRESS, vol.Optional("community", default="public"): str}
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
-        ours = {"host": _address(options), "community": options["community"], "version": "1",
+        ours = {"host": _address(options, pdu), "community": options["community"], "version": "1",
                 "control_oid": ENT + "92.58.2.{outlet}.0", "on_value": 1, "off_value": 0,
                 "snmp_retries": 1, "context": "", "auth_protocol": "sha", "priv_protocol": "aes",
                 "native_cycle": False}

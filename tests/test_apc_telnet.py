@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import voluptuous as vol
-from conftest import wait_until
+from conftest import free_port, wait_until
 
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.apc_telnet import DO, ECHO, SGA, ApcTelnet
@@ -239,3 +239,16 @@ def test_daemon_pdudaemon_apc_names(telnet_sim: Callable[..., ApcTelnetSimulator
     assert (ack["status"], ack["state"]) == ("ok", "OFF") and not sim.outlet(4)
     ack = probe.request(f"pdu/{pdu}/4/get")
     assert (ack["status"], ack["state"]) == ("ok", "OFF")
+
+
+@pytest.mark.parametrize(("name", "firmware"), [("apc7952", "menu"), ("apc8959", "cli")])
+def test_daemon_runs_an_unchanged_pdudaemon_conf_entry(telnet_sim: Callable[..., ApcTelnetSimulator], daemon: Any,
+                                                       probe: Any, name: str, firmware: str) -> None:
+    # PDUDaemon names the PDU after its host (so this name cannot be made unique per test:
+    # the test reads acks only, never the retained state); only its telnet port is an option
+    sim = telnet_sim(firmware=firmware, outlets=24)
+    port = int(sim.address.rsplit(":", 1)[1])
+    daemon({"daemon": {"hostname": "127.0.0.1", "port": free_port(), "listener": "http"},
+            "pdus": {"127.0.0.1": {"driver": name, "telnetport": port, "retries": 2}}})
+    ack = probe.request("pdu/127.0.0.1/24/set", "ON")
+    assert (ack["status"], ack["state"]) == ("ok", "ON") and sim.outlet(24)
