@@ -19,7 +19,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from pdumqtt.simulators import Simulator
+from pdumqtt.simulators import Simulator, loopback_port
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
 ECHO, SGA = 1, 3
@@ -284,10 +284,7 @@ class ApcTelnetSimulator(Simulator):
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(vol.Schema(self.options)(dict(options)))
-        host, _, port = self.config["listen"].rpartition(":")
-        if host not in ("127.0.0.1", "localhost") or not port.isdigit():
-            raise vol.Invalid("listen must be 127.0.0.1:PORT (0 picks a free port)")
-        self._port = int(port)
+        self._port = loopback_port(self.config["listen"])
         on = self.config["initial"] == "on"
         self.outlets: dict[int, bool] = {n: on for n in range(1, self.config["outlets"] + 1)}
         self._back_on_at: dict[int, float] = {}

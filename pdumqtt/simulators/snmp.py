@@ -28,7 +28,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from pdumqtt.simulators import Simulator
+from pdumqtt.simulators import Simulator, loopback_port
 
 ENT = "1.3.6.1.4.1."
 
@@ -132,10 +132,7 @@ class SnmpSimulator(Simulator):
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(vol.Schema(self.options)(dict(options)))
-        host, _, port = self.config["listen"].rpartition(":")
-        if host not in ("127.0.0.1", "localhost") or not port.isdigit():
-            raise vol.Invalid("listen must be 127.0.0.1:PORT (0 picks a free port)")
-        self._port = int(port)
+        self._port = loopback_port(self.config["listen"])
         self._proc: subprocess.Popen[bytes] | None = None
         self._own_workdir = "workdir" not in self.config
         self.workdir = Path(self.config.get("workdir") or tempfile.mkdtemp(prefix="pdumqtt-snmpsim-"))
