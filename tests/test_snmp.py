@@ -413,3 +413,14 @@ def test_pdudaemon_snmp_unknown_mib_name_is_explained(snmp_sim: Callable[..., Sn
     cls = registry.load("snmpv1")
     with pytest.raises(DriverError, match=r"not a MIB object we know by name .*numeric oid"):
         cls(vol.Schema(cls.options)({"hostname": sim.address, "mib": "FOO-MIB", "controlpoint": "fooCtl"}))
+
+
+def test_daemon_shows_the_outlet_names_the_device_keeps(snmp_sim: Callable[..., SnmpSimulator], daemon: Any,
+                                                         probe: Any, unique: str) -> None:
+    sim = snmp_sim(device="apc_rpdu2")
+    daemon({"pdus": {unique: pdu_config(sim, "apc_snmp", ports=3)}})
+    probe.subscribe("pdu/bridge/info")
+    message = probe.wait_for("pdu/bridge/info", lambda m: b"outlet_names" in m.payload and unique.encode() in m.payload,
+                             timeout=20)
+    info = json.loads(message.payload)["pdus"][unique]
+    assert info["outlet_names"] == {"1": "Outlet 1", "2": "Outlet 2", "3": "Outlet 3"}
