@@ -13,6 +13,7 @@ import subprocess
 from typing import Any
 
 import voluptuous as vol
+
 from pdumqtt.drivers import Driver, DriverError
 
 

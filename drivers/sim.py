@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import voluptuous as vol
+
 from pdumqtt.drivers import Driver, DriverError
 
 
@@ -26,6 +27,7 @@ class SimDevice:
     outlets: dict[int, bool] = field(default_factory=dict)
     reachable: bool = True
     calls: int = 0
+    switches: int = 0
     release: threading.Event = field(default_factory=threading.Event)
 
 
@@ -46,14 +48,17 @@ class SimDriver(Driver):
         vol.Optional("latency", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
         vol.Optional("initial", default="off"): vol.Any("on", "off"),
         vol.Optional("fail_ports", default=[]): [vol.All(int, vol.Range(min=1))],
-        vol.Optional("fail_first", default=0): vol.All(int, vol.Range(min=0)),
+        vol.Optional("fail_first", default=0): vol.All(int, vol.Range(min=0)),  # the first N switches fail
         vol.Optional("hang_ports", default=[]): [vol.All(int, vol.Range(min=1))],
         vol.Optional("unreachable", default=False): bool,
+        vol.Optional("fail_init", default=False): bool,  # the driver cannot be built
         vol.Optional("journal"): str,
     }
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         super().__init__(options, pdu=pdu, timeout=timeout)
+        if options["fail_init"]:
+            raise ValueError("simulated driver that cannot be built")
         self.device = device(pdu)
 
     def _call(self, port: int, action: str, on: bool | None = None) -> bool:
@@ -66,7 +71,10 @@ class SimDriver(Driver):
             dev.release.wait(3600)
         if self.config["unreachable"] or not dev.reachable:
             raise DriverError("connection refused (simulated)")
-        if dev.calls <= self.config["fail_first"] or port in self.config["fail_ports"]:
+        if on is not None:
+            dev.switches += 1
+        failing_switch = on is not None and dev.switches <= self.config["fail_first"]
+        if failing_switch or port in self.config["fail_ports"]:
             raise DriverError(f"outlet {port} did not switch (simulated failure)")
         if on is not None:
             dev.outlets[port] = on

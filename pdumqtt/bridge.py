@@ -138,7 +138,8 @@ class MqttBridge:
             return
         log.info("connected to %s:%s", self.host, self.port)
         if self.v5:
-            options = SubscribeOptions(qos=1, noLocal=True)
+            # retainAsPublished: a /set someone published retained must reach us flagged, to be refused
+            options = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
             client.subscribe([(f"{self.base}/+/+/set", options), (f"{self.base}/+/+/get", options)])
         else:
             client.subscribe([(f"{self.base}/+/+/set", 1), (f"{self.base}/+/+/get", 1)])

@@ -52,9 +52,9 @@ class EmbeddedBroker:
         if _listening(self.port):
             log.warning("something already listens on 127.0.0.1:%d; using it as the broker", self.port)
             return
-        exe = shutil.which("mosquitto") or next(
-            (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
-        if exe is None:
+        exe = os.environ.get("PDUMQTT_MOSQUITTO") or shutil.which(
+            "mosquitto", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"]))
+        if exe is None or not os.access(exe, os.X_OK):
             raise BrokerError(f"no broker given and mosquitto is not installed: {INSTALL_HINT}")
         self._dir = tempfile.TemporaryDirectory(prefix="pdumqtt-broker-")
         conf = Path(self._dir.name) / "mosquitto.conf"

@@ -71,12 +71,14 @@ def _payload_fields(payload: bytes, command: Command) -> dict[str, Any]:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise BadCommand("payload is not UTF-8 text", command) from None
-    if not text.startswith("{"):
+    if not text.startswith(("{", "[", '"')):
         return {"action": text} if text else {}
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise BadCommand(f"payload is not valid JSON: {e.msg} at character {e.pos}", command) from None
+    if isinstance(data, str):  # "ON" in quotes, as some flows send it
+        return {"action": data}
     if not isinstance(data, dict):
         raise BadCommand("payload JSON must be an object", command)
     for key in data:

@@ -95,8 +95,8 @@ MQTT_SCHEMA = vol.Schema({
     vol.Optional("host"): str,
     vol.Optional("port", default=1883): vol.All(int, vol.Range(min=1, max=65535)),
     vol.Optional("username"): str,
-    vol.Exclusive("password", "password"): str,
-    vol.Exclusive("password_file", "password"): str,
+    vol.Exclusive("password", "password", msg="give password or password_file, not both"): str,
+    vol.Exclusive("password_file", "password", msg="give password or password_file, not both"): str,
     vol.Optional("tls"): vol.Any(bool, {
         vol.Optional("ca_certs"): str,
         vol.Optional("certfile"): str,
@@ -184,7 +184,7 @@ class Config:
 
 
 def _path(error: vol.Invalid, prefix: list[Any]) -> str:
-    return ".".join(str(p) for p in [*prefix, *error.path]) or "(top level)"
+    return ".".join(str(p).strip("<>") for p in [*prefix, *error.path]) or "(top level)"
 
 
 def _describe(error: vol.Invalid, prefix: list[Any]) -> str:

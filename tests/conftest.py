@@ -1,86 +1,27 @@
-"""Fixtures: a real mosquitto on a free loopback port, the daemon, an MQTT probe client.
-
-Tests wait for events with deadlines (``Probe.wait_for``, ``Probe.request``), never
-with sleeps.
-"""
+"""Fixtures: a real mosquitto on a free loopback port, the daemon, MQTT probe clients."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-import yaml
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
-@dataclass
-class Broker:
-    host: str
-    port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-def start_mosquitto(tmp: Path) -> Broker:
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not os.path.exists(exe):
-        pytest.fail("mosquitto is not installed: apt-get install mosquitto (or run .ci/run)")
-    port = free_port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-        "persistence false\nlog_dest stderr\nlog_type error\n"
-    )
-    proc = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.PIPE)
-
-    def accepting() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"mosquitto exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    wait_until(accepting, 10, "mosquitto to listen")
-    return Broker("127.0.0.1", port, proc)
+from support import (  # noqa: F401 - re-exported for test modules
+    ROOT,
+    Broker,
+    DaemonProcess,
+    Probe,
+    free_port,
+    run_cli,
+    start_mosquitto,
+    wait_until,
+    write_config,
+)
 
 
 @pytest.fixture(scope="session")
@@ -91,76 +32,25 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     b.process.wait(10)
 
 
-class Probe:
-    """A paho v5 client that records what it receives and makes request/reply calls."""
-
-    def __init__(self, broker: Broker, base: str = "pdu") -> None:
-        self.base = base
-        self.messages: list[mqtt.MQTTMessage] = []
-        self.cond = threading.Condition()
-        self.reply_topic = f"test/{uuid.uuid4().hex}/reply"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-        self.subscribe(self.reply_topic)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self.cond:
-            self.messages.append(msg)
-            self.cond.notify_all()
-
-    def subscribe(self, topic: str) -> None:
-        done = threading.Event()
-        self.client.on_subscribe = lambda *a: done.set()
-        self.client.subscribe(topic, qos=1)
-        assert done.wait(10), f"no SUBACK for {topic}"
-
-    def publish(self, topic: str, payload: str | bytes = "", retain: bool = False,
-                properties: Properties | None = None) -> None:
-        self.client.publish(topic, payload, qos=1, retain=retain, properties=properties).wait_for_publish(10)
-
-    def wait_for(self, topic: str, predicate: Callable[[mqtt.MQTTMessage], bool] = lambda m: True,
-                 timeout: float = 10.0, start: int = 0) -> mqtt.MQTTMessage:
-        """The first message on ``topic`` (from index ``start``) that satisfies ``predicate``."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for m in self.messages[start:]:
-                    if mqtt.topic_matches_sub(topic, m.topic) and predicate(m):
-                        return m
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = [(m.topic, m.payload[:80]) for m in self.messages[-10:]]
-                    raise AssertionError(f"nothing on {topic} within {timeout} s; last seen {seen}")
-                self.cond.wait(left)
-
-    def all(self, topic: str) -> list[mqtt.MQTTMessage]:
-        with self.cond:
-            return [m for m in self.messages if mqtt.topic_matches_sub(topic, m.topic)]
-
-    def request(self, topic: str, payload: str | bytes = "", timeout: float = 10.0,
-                properties: Properties | None = None) -> dict[str, Any]:
-        """Publish with a v5 Response Topic and return the ack that answers it."""
-        props = properties or Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = self.reply_topic
-        correlation = uuid.uuid4().bytes
-        props.CorrelationData = correlation
-        self.publish(topic, payload, properties=props)
-        msg = self.wait_for(self.reply_topic,
-                            lambda m: getattr(m.properties, "CorrelationData", None) == correlation, timeout)
-        return json.loads(msg.payload)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 @pytest.fixture
 def probe(broker: Broker) -> Iterator[Probe]:
     p = Probe(broker)
     yield p
     p.close()
+
+
+@pytest.fixture
+def make_probe(broker: Broker) -> Iterator[Callable[[], Probe]]:
+    """More probe clients, for tests that need a second subscriber."""
+    made: list[Probe] = []
+
+    def make() -> Probe:
+        made.append(Probe(broker))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.close()
 
 
 @pytest.fixture
@@ -178,6 +68,8 @@ def daemon(broker: Broker, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     started: list[Daemon] = []
 
     def start(config: dict[str, Any]) -> Daemon:
+        # each daemon its own MQTT session, unless the test resumes one on purpose
+        config.setdefault("mqtt", {}).setdefault("client_id", f"test-{uuid.uuid4().hex[:12]}")
         cfg = load_config_data(config)
         d = Daemon(cfg, broker=(broker.host, broker.port))
         d.start()
@@ -190,14 +82,19 @@ def daemon(broker: Broker, tmp_path: Path) -> Iterator[Callable[..., Any]]:
         d.stop()
 
 
-def write_config(tmp_path: Path, config: dict[str, Any], name: str = "pdumqtt.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
-    return path
+@pytest.fixture
+def daemon_process(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start ``pdumqtt daemon`` as a child process, as a user would."""
+    started: list[DaemonProcess] = []
 
+    def start(config: dict[str, Any], *args: str, env: dict[str, str] | None = None) -> DaemonProcess:
+        path = write_config(tmp_path, config, f"daemon-{len(started)}.yaml")
+        proc = subprocess.Popen([sys.executable, "-m", "pdumqtt", "daemon", "-c", str(path), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, **(env or {})})
+        started.append(DaemonProcess(proc, path))
+        return started[-1]
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``pdumqtt`` as a user would, in a child process."""
-    return subprocess.run([sys.executable, "-m", "pdumqtt", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, input=input)
+    yield start
+    for d in started:
+        d.stop()
