@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -110,6 +111,7 @@ class MqttBridge:
         client.reconnect_delay_set(1, 60)
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
+        client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -131,6 +133,15 @@ class MqttBridge:
             info.wait_for_publish(timeout)
         self.client.disconnect()
         self.client.loop_stop()
+
+    @staticmethod
+    def _on_socket_open(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # A command's state, ack and reply leave as three small writes; with Nagle on, the
+        # second waits for the broker's delayed ACK of the first (40 ms on Linux).
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):  # not a TCP socket (a websocket wrapper, a test double)
+            pass
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
