@@ -146,7 +146,7 @@ class Mosquitto(Managed):
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         conf = workdir / "mosquitto.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "max_queued_messages 0\nmax_inflight_messages 0\npersistence false\n"
+                        "max_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\npersistence false\n"
                         "log_dest stderr\nlog_type error\nlog_type warning\n")
         self._spawn([exe, "-c", str(conf)], workdir / "mosquitto.log")
         wait_listening(self.port, self.proc, 10, "mosquitto")  # type: ignore[arg-type]
