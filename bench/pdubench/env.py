@@ -37,9 +37,8 @@ def _stamp(*parts: str) -> str:
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.encode())
-    for path in sorted(NOOP.rglob("*")):
-        if path.is_file() and "egg-info" not in str(path) and "__pycache__" not in str(path):
-            digest.update(path.read_bytes())
+    for path in sorted([*NOOP.glob("*.py"), *NOOP.glob("*.toml")]):
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

@@ -54,10 +54,10 @@ def rows(results: list[dict[str, Any]]) -> list[list[str]]:
         first = True
         for key, metric in METRICS[workload]:
             values = [by_system.get(system, {}).get(key) for system in SYSTEMS]
+            if key == "discovery_s" and "pdumqtt" in by_system and values[0] is None:
+                values[0] = "not published"
             if all(v is None for v in values):
                 continue
-            if key == "discovery_s" and values[0] is None:
-                values[0] = "not on main"
             table.append([f"({workload}) {label}" if first else "", metric, *(_fmt(v) for v in values),
                           _ratio(values[0], values[1]), _ratio(values[0], values[2])])
             first = False

@@ -114,6 +114,7 @@ class Journal:
 
 class System:
     name = "?"
+    uses_broker = True
     daemon: procs.Managed | None = None
     journal: Journal | None = None
 
@@ -134,7 +135,8 @@ class System:
         wall = time.monotonic() - t0
         result = Round(self.name, outcome, wall)
         result.other_cores = max(0.0, (procs.machine_busy() - busy_before) - (_our_cpu() - ours_before)) / wall
-        result.broker_cpu = self.broker.cpu().own - broker_before
+        if self.uses_broker:
+            result.broker_cpu = self.broker.cpu().own - broker_before
         if self.daemon is not None and before is not None:
             after = self.daemon.cpu()
             result.cpu, result.cpu_children = after.own - before.own, after.children - before.children
@@ -246,6 +248,7 @@ class PduDaemonSystem(System):
     """PDUDaemon on its HTTP listener; its response comes once the driver has run."""
 
     name = "PDUDaemon"
+    uses_broker = False
 
     def __init__(self, broker: procs.Mosquitto, exe: str, workdir: Path, tag: str, pdus: dict[str, Any],
                  loglevel: str, journal: Path | None = None) -> None:
@@ -389,7 +392,7 @@ def workload_b(s: Settings) -> None:
         journal = s.workdir / f"journal-b{pdus}"
         ours, theirs = _noop_pdus(pdus, 8, journal)
         _bursts(s, "b", f"2,000 at once, {pdus} PDU{'s' if pdus > 1 else ''} x 8, no-op", f"b{pdus}", 2000, pdus, 8,
-                ours, theirs, journal, with_floor=True, rounds=s.rounds, warm=300, timeout=120, pdus=pdus)
+                ours, theirs, journal, with_floor=True, rounds=s.rounds, warm=300, timeout=120, pdu_count=pdus)
 
 
 SHELL_SECONDS = "0.01"
@@ -406,7 +409,7 @@ def workload_c(s: Settings) -> None:
                                 "cmd_off": f"sleep {SHELL_SECONDS} # %s"} for i in range(pdus)}
         _bursts(s, "c", f"{n:,} at once, {pdus} PDU{'s' if pdus > 1 else ''} x 8, `sleep {SHELL_SECONDS}`",
                 f"c{pdus}", n, pdus, 8, ours, theirs, None, with_floor=False, rounds=1 if s.quick else 2,
-                warm=16, timeout=300, pdus=pdus)
+                warm=16, timeout=300, pdu_count=pdus)
 
 
 def workload_d(s: Settings) -> None:
