@@ -109,7 +109,10 @@ class MqttBridge:
             client.tls_insecure_set(tls.get("insecure", False))
         client.will_set(f"{self.base}/bridge/state", "offline", qos=1, retain=True)
         client.reconnect_delay_set(1, 60)
-        client.max_inflight_messages_set(1000)
+        # paho rescans every unacknowledged message on each PUBACK, so a large window costs
+        # O(window) per message in a burst; 20 is also mosquitto's default Receive Maximum.
+        # Messages beyond the window wait in paho's queue (unbounded below), none is dropped.
+        client.max_inflight_messages_set(20)
         client.max_queued_messages_set(0)
         client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
