@@ -190,6 +190,12 @@ class MqttBridge:
     # --- in: message, parse, hand over ---------------------------------------------------
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._handle(message)
+        except Exception:  # never let a bug kill paho's network thread
+            log.exception("failed to handle a message on %s", message.topic[:200])
+
+    def _handle(self, message: mqtt.MQTTMessage) -> None:
         props = getattr(message, "properties", None) if self.v5 else None
         try:
             command = parse(self.config, message.topic, message.payload, retained=bool(message.retain),

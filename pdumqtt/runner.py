@@ -84,6 +84,12 @@ class PduWorker:
             self._inbox.append(command)
             self._cond.notify()
 
+    @property
+    def waiting(self) -> int:
+        """Commands received and not yet started."""
+        with self._cond:
+            return len(self._inbox) + len(self._ready) + sum(len(c.parked) for c in self._cycling.values())
+
     def start(self) -> None:
         self._thread.start()
 
@@ -127,9 +133,10 @@ class PduWorker:
             self.publisher.ack(command, None, f"expired: not run, older than max_command_age "
                                f"(waited {started - command.received:.1f} s here)", started)
             return
-        if command.number in self._cycling:
-            self._cycling[command.number].parked.append(command)
-            return
+        with self._cond:  # `waiting` reads these from other threads
+            if command.number in self._cycling:
+                self._cycling[command.number].parked.append(command)
+                return
         try:
             if command.action in ("on", "off"):
                 state = self._switch(command, command.action == "on")
@@ -162,12 +169,14 @@ class PduWorker:
 
     def _start_cycle(self, command: Command, started: float) -> None:
         delay = self.pdu.cycle_delay if command.delay is None else command.delay
-        if self._call("cycle", command.number, delay):  # the device rebooted the outlet itself
+        native = type(self._build_driver()).cycle is not Driver.cycle
+        if native and self._call("cycle", command.number, delay):  # the device rebooted the outlet itself
             self._confirm(command.port, command.number, True)
             self.publisher.ack(command, True, None, started)
             return
         self._switch(command, False)
-        self._cycling[command.number] = _Cycle(command, started)
+        with self._cond:
+            self._cycling[command.number] = _Cycle(command, started)
         self._schedule(delay, lambda: self._finish_cycle(command.number))
 
     def _finish_cycle(self, number: int, tries: int | None = None) -> None:
@@ -182,7 +191,8 @@ class PduWorker:
         except CallFailed as e:
             self.publisher.ack(command, False, f"cycle: switched off, but switching on failed: {e}", started)
         finally:
-            self._ready.extend(self._cycling.pop(number).parked)
+            with self._cond:
+                self._ready.extend(self._cycling.pop(number).parked)
 
     def _confirm(self, port: str, number: int, on: bool) -> None:
         self._known[number] = on
@@ -201,12 +211,13 @@ class PduWorker:
                     on = self._call("get", number, tries=1)
                     if self._known.get(number) != on:
                         self._confirm(name, number, on)
-            else:
+            elif self.online is None:
                 self._set_online(True)  # nothing to ask the device: assume it is there until a call fails
         except CallFailed as e:
             log.warning("pdu %s: probe failed: %s", self.pdu.name, e)
+        readable = self._driver is not None and self._driver.can_read
         interval = self.pdu.poll_interval or (OFFLINE_PROBE_INTERVAL if not self.online else 0)
-        if interval:
+        if interval and (readable or self._driver is None):
             self._schedule(interval, self._probe)
 
     # --- driver calls ----------------------------------------------------------------

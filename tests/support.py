@@ -58,15 +58,18 @@ class Broker:
         return f"{self.host}:{self.port}"
 
 
-def start_mosquitto(tmp: Path) -> Broker:
+def start_mosquitto(tmp: Path, port: int | None = None, extra: str = "") -> Broker:
+    """A mosquitto on 127.0.0.1 (a free port unless given), ``extra`` config lines appended."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not os.path.exists(exe):
         pytest.fail("mosquitto is not installed: apt-get install mosquitto (or run .ci/run)")
-    port = free_port()
-    conf = tmp / "mosquitto.conf"
+    port = port or free_port()
+    conf = tmp / f"mosquitto-{port}.conf"
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-        "persistence false\nlog_dest stderr\nlog_type error\n"
+        f"listener {port} 127.0.0.1\nmax_queued_messages 0\npersistence false\nlog_dest stderr\nlog_type error\n"
+        + (extra or "allow_anonymous true\n")
+        # as root, mosquitto would become user "mosquitto" and lose access to the test's files
+        + ("user root\n" if os.geteuid() == 0 else "")
     )
     proc = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.PIPE)
 
@@ -86,12 +89,15 @@ def start_mosquitto(tmp: Path) -> Broker:
 class Probe:
     """A paho v5 client that records what it receives and makes request/reply calls."""
 
-    def __init__(self, broker: Broker, base: str = "pdu") -> None:
+    def __init__(self, broker: Broker, base: str = "pdu", username: str | None = None,
+                 password: str | None = None) -> None:
         self.base = base
         self.messages: list[mqtt.MQTTMessage] = []
         self.cond = threading.Condition()
         self.reply_topic = f"test/{uuid.uuid4().hex}/reply"
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()

@@ -7,6 +7,7 @@ import time
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from support import wait_until
 
 from pdumqtt.drivers import sim
 
@@ -250,3 +251,19 @@ def test_mqtt_3_1_1_works_through_the_ack_topic(daemon, probe, unique):
 def test_a_custom_base_topic(daemon, probe, unique):
     daemon({"mqtt": {"base_topic": f"lab/{unique}"}, "pdus": {"p1": sim_pdu()}})
     assert probe.request(f"lab/{unique}/p1/1/set", "ON")["status"] == "ok"
+
+
+def test_stopping_finishes_a_cycle_and_refuses_what_waits(daemon, probe, unique):
+    d = daemon({"pdus": {unique: sim_pdu(latency=0.2)}})
+    probe.subscribe(f"pdu/{unique}/+/ack")
+    probe.publish(f"pdu/{unique}/1/set", json.dumps({"action": "cycle", "delay": 30}))
+    wait_until(lambda: sim.device(unique).outlets.get(1) is False, 10, "the cycle's off phase")
+    for port in (2, 3, 4):
+        probe.publish(f"pdu/{unique}/{port}/set", "ON")
+    wait_until(lambda: d.runner.workers[unique].waiting >= 2, 10, "the commands to queue")
+    d.stop()
+    acks = {json.loads(m.payload)["port"]: json.loads(m.payload) for m in probe.wait_count(f"pdu/{unique}/+/ack", 4)}
+    assert acks["1"]["status"] == "ok" and acks["1"]["state"] == "ON"  # power restored at once
+    assert sim.device(unique).outlets[1] is True
+    refused = [a for p, a in acks.items() if p != "1" and a["status"] == "error"]
+    assert all(a["error"] == "not run: the daemon is stopping" for a in refused)
