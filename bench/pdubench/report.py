@@ -17,7 +17,7 @@ METRICS: dict[str, list[tuple[str, str]]] = {
           ("cpu_ms_per_cmd", "daemon CPU ms/cmd"), ("children_cpu_ms_per_cmd", "its children's CPU ms/cmd")],
     "d": [("span_s", "last answer s"), ("span_over_delay", "last answer / driver delay"),
           ("p50_ms", "latency p50 ms")],
-    "e": [("online_s", "online s"), ("discovery_s", "discovery published s"), ("rss_mb", "RSS MB"),
+    "e": [("online_s", "online s (PDUDaemon: listening)"), ("discovery_s", "discovery published s"), ("rss_mb", "RSS MB"),
           ("threads", "threads"), ("idle_cpu_pct", "idle CPU %")],
 }
 
