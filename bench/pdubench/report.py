@@ -9,7 +9,7 @@ SYSTEMS = ("pdumqtt", "PDUDaemon", "floor")
 
 # (workload, label, key, metric's name); a key that is a callable computes from the entry
 METRICS: dict[str, list[tuple[str, str]]] = {
-    "a": [("p50_ms", "latency p50 ms"), ("p99_ms", "latency p99 ms")],
+    "a": [("p50_ms", "latency p50 ms"), ("p99_ms", "latency p99 ms"), ("cpu_ms_per_cmd", "daemon CPU ms/cmd")],
     "b": [("per_s", "completed /s"), ("p50_ms", "latency p50 ms"), ("p95_ms", "latency p95 ms"),
           ("p99_ms", "latency p99 ms"), ("cpu_ms_per_cmd", "daemon CPU ms/cmd"),
           ("broker_cpu_ms_per_cmd", "broker CPU ms/cmd")],
@@ -17,8 +17,8 @@ METRICS: dict[str, list[tuple[str, str]]] = {
           ("cpu_ms_per_cmd", "daemon CPU ms/cmd"), ("children_cpu_ms_per_cmd", "its children's CPU ms/cmd")],
     "d": [("span_s", "last answer s"), ("span_over_delay", "last answer / driver delay"),
           ("p50_ms", "latency p50 ms")],
-    "e": [("online_s", "online s (PDUDaemon: listening)"), ("discovery_s", "discovery published s"), ("rss_mb", "RSS MB"),
-          ("threads", "threads"), ("idle_cpu_pct", "idle CPU %")],
+    "e": [("online_s", "online s (PDUDaemon: listening)"), ("discovery_s", "discovery published s"),
+          ("rss_mb", "RSS MB"), ("threads", "threads"), ("idle_cpu_pct", "idle CPU %")],
 }
 
 
