@@ -7,6 +7,7 @@ import json
 import platform
 import resource
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,8 @@ def main(argv: list[str]) -> int:
                         help="PDUDaemon's logging_level (its default is INFO)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs, journals)")
     args = parser.parse_args(argv)
+    # SIGTERM and Ctrl-C both go through the cleanup below, which stops every child
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     command = "bench/run " + shlex.join(argv)
 
     started = time.monotonic()
