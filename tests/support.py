@@ -66,7 +66,8 @@ def start_mosquitto(tmp: Path, port: int | None = None, extra: str = "") -> Brok
     port = port or free_port()
     conf = tmp / f"mosquitto-{port}.conf"
     conf.write_text(
-        f"listener {port} 127.0.0.1\nmax_queued_messages 0\npersistence false\nlog_dest stderr\nlog_type error\n"
+        f"listener {port} 127.0.0.1\nmax_queued_messages 0\nset_tcp_nodelay true\npersistence false\n"
+        "log_dest stderr\nlog_type error\n"
         + (extra or "allow_anonymous true\n")
         # as root, mosquitto would become user "mosquitto" and lose access to the test's files
         + ("user root\n" if os.geteuid() == 0 else "")
