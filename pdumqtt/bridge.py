@@ -85,6 +85,9 @@ class MqttBridge:
         self.base = config.base_topic
         self.host, self.port = host, port
         self.submit: Callable[[Command], None] = lambda command: None
+        # called on paho's thread after each (re)connect, once our own topics are published;
+        # extensions (Home Assistant discovery) publish and subscribe there
+        self.on_connected: list[Callable[[mqtt.Client], None]] = []
         self.connected = threading.Event()
         self.transactions = TransactionLog(config.mqtt["transaction_window"])
         self.v5 = config.mqtt["protocol"] == "5"
@@ -169,6 +172,11 @@ class MqttBridge:
             self._publish(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
         for (pdu, port), on in list(self._states.items()):
             self._publish_state(pdu, port, on)
+        for hook in self.on_connected:
+            try:
+                hook(client)
+            except Exception:  # an extension's bug must not stop commands being served
+                log.exception("on-connect hook %r failed", hook)
         self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:

@@ -77,6 +77,7 @@ def daemon(config_path: str, broker: str | None, log_level: str) -> None:
     """
     from pdumqtt.broker import BrokerError
     from pdumqtt.daemon import Daemon
+    from pdumqtt.pdudaemon import ListenerError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -85,7 +86,7 @@ def daemon(config_path: str, broker: str | None, log_level: str) -> None:
         _fail(f"{config_path}: {e}", EXIT_USAGE)
     try:
         Daemon(config, broker=_broker(broker) if broker else None).run()
-    except BrokerError as e:
+    except (BrokerError, ListenerError) as e:
         _fail(str(e), EXIT_ERROR)
 
 
@@ -100,6 +101,26 @@ def check(config_path: str) -> None:
         _fail(f"{config_path}: {e}", EXIT_USAGE)
     ports = sum(len(p.ports) for p in config.pdus.values())
     click.echo(f"{config_path}: ok, {len(config.pdus)} PDUs, {ports} outlets, {len(config.aliases)} aliases")
+
+
+@main.command()
+@click.argument("pdudaemon_conf", type=click.Path(dir_okay=False))
+def migrate(pdudaemon_conf: str) -> None:
+    """Print the pdumqtt YAML equivalent to a PDUDaemon config (pdudaemon.conf).
+
+    Whatever cannot be mapped is shown as a comment. The daemon also reads the
+    pdudaemon.conf itself, unchanged: this is for moving to a pdumqtt config.
+    """
+    from pdumqtt.pdudaemon_conf import convert, is_pdudaemon_conf, to_yaml
+
+    try:
+        data = read_config_file(pdudaemon_conf)
+    except ConfigError as e:
+        _fail(str(e), EXIT_USAGE)
+    if not is_pdudaemon_conf(data):
+        _fail(f"{pdudaemon_conf}: not a PDUDaemon config (expected JSON with 'daemon' and 'pdus' of "
+              "{driver: ...} entries)", EXIT_USAGE)
+    click.echo(to_yaml(convert(data), pdudaemon_conf), nl=False)
 
 
 def _schema_rows(options: dict[Any, Any]) -> list[str]:

@@ -97,6 +97,37 @@ def _number(value: Any, key: str, command: Command) -> float:
     return float(value)
 
 
+def resolve_alias(config: Config, command: Command, name: str) -> None:
+    """Point ``command`` at alias ``name``'s PDU and port; BadCommand when there is no such alias."""
+    alias = config.aliases.get(name)
+    if alias is None:
+        command.pdu = ""
+        raise BadCommand(f"unknown alias {name!r}", command)
+    command.alias, command.pdu = alias.name, alias.pdu
+    resolve_port(config, command, alias.port)
+
+
+def resolve_port(config: Config, command: Command, segment: str) -> None:
+    """Set ``command``'s port name and number from ``segment`` (a port name or number) on
+    ``command.pdu``; BadCommand when the PDU or the port is not configured."""
+    pdu = config.pdus.get(command.pdu)
+    if pdu is None:
+        raise BadCommand(f"unknown PDU {command.pdu!r} (configured: {', '.join(sorted(config.pdus))})", command)
+    port = pdu.resolve_port(segment)
+    if port is None:
+        raise BadCommand(f"unknown port {segment!r} on PDU {pdu.name!r} "
+                         f"(ports: {', '.join(list(pdu.ports)[:32])})", command)
+    command.port, command.number = port
+
+
+def check_delay(value: Any, command: Command) -> float:
+    """A request's delay in seconds, within range; BadCommand otherwise."""
+    delay = _number(value, "delay", command)
+    if not 0 <= delay <= MAX_DELAY:
+        raise BadCommand(f"'delay' must be from 0 to {MAX_DELAY:g} seconds, not {delay:g}", command)
+    return delay
+
+
 def parse(config: Config, topic: str, payload: bytes, *, retained: bool = False,
           expiry: float | None = None) -> Command:
     """The command a message asks for; BadCommand when it cannot run.
@@ -125,21 +156,9 @@ def parse(config: Config, topic: str, payload: bytes, *, retained: bool = False,
             raise BadCommand(f"'transaction' must be a string of 1 to {MAX_TRANSACTION} characters", command)
         command.transaction, command.client_transaction = str(tx), True
     if levels[0] == "alias":
-        alias = config.aliases.get(levels[1])
-        if alias is None:
-            command.pdu = ""
-            raise BadCommand(f"unknown alias {levels[1]!r}", command)
-        command.alias, command.pdu, port_segment = alias.name, alias.pdu, alias.port
+        resolve_alias(config, command, levels[1])
     else:
-        port_segment = levels[1]
-    pdu = config.pdus.get(command.pdu)
-    if pdu is None:
-        raise BadCommand(f"unknown PDU {command.pdu!r} (configured: {', '.join(sorted(config.pdus))})", command)
-    port = pdu.resolve_port(port_segment)
-    if port is None:
-        raise BadCommand(f"unknown port {port_segment!r} on PDU {pdu.name!r} "
-                         f"(ports: {', '.join(list(pdu.ports)[:32])})", command)
-    command.port, command.number = port
+        resolve_port(config, command, levels[1])
 
     if verb == "set":
         if retained:
@@ -152,10 +171,7 @@ def parse(config: Config, topic: str, payload: bytes, *, retained: bool = False,
             raise BadCommand(f"unknown action {str(action)[:40]!r}: expected ON, OFF, CYCLE or TOGGLE", command)
         command.action = action.lower()
         if "delay" in fields:
-            delay = _number(fields["delay"], "delay", command)
-            if not 0 <= delay <= MAX_DELAY:
-                raise BadCommand(f"'delay' must be from 0 to {MAX_DELAY:g} seconds, not {delay:g}", command)
-            command.delay = delay
+            command.delay = check_delay(fields["delay"], command)
 
     max_age = config.mqtt["max_command_age"]
     command.deadline = now + max_age
@@ -164,6 +180,28 @@ def parse(config: Config, topic: str, payload: bytes, *, retained: bool = False,
         command.deadline = now + max_age - max(age, 0.0)
     if expiry is not None:
         command.deadline = min(command.deadline, now + expiry)
+    return command
+
+
+def request(config: Config, action: str, *, pdu: str = "", port: str = "", alias: str | None = None,
+            delay: Any = None, on_ack: Callable[[bytes], None] | None = None) -> Command:
+    """A command that came in another way than MQTT (the PDUDaemon listener), checked as a
+    ``/set`` would be; BadCommand when it cannot run. Its ack also goes to MQTT, under the
+    PDU's (or alias's) topic."""
+    now = time.monotonic()
+    command = Command(action=action, pdu=pdu, port=port, received=now, transaction=new_transaction(),
+                      on_ack=on_ack)
+    if action not in ACTIONS:
+        raise BadCommand(f"unknown action {action[:40]!r}: expected one of {', '.join(ACTIONS)}", command)
+    if alias is not None:
+        resolve_alias(config, command, alias)
+        command.reply_to = f"{config.base_topic}/alias/{alias}"
+    else:
+        resolve_port(config, command, port)
+        command.reply_to = f"{config.base_topic}/{command.pdu}/{command.port}"
+    if delay is not None:
+        command.delay = check_delay(delay, command)
+    command.deadline = now + config.mqtt["max_command_age"]
     return command
 
 

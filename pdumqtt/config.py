@@ -75,6 +75,9 @@ def _ports(value: Any) -> dict[str, int]:
 def _host_port(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise vol.Invalid("expected HOST:PORT")
+    from pdumqtt.drivers import split_host
+
+    split_host(value, 1)  # vol.Invalid naming what is wrong
     return value
 
 
@@ -255,6 +258,10 @@ def load_config_data(data: Any, source: str = "<data>") -> Config:
     """Validate already-parsed config data; raise ConfigError naming the bad key."""
     if not isinstance(data, dict):
         raise ConfigError("(top level): expected a map with a 'pdus' section")
+    from pdumqtt import pdudaemon_conf
+
+    if pdudaemon_conf.is_pdudaemon_conf(data):  # an unchanged pdudaemon.conf
+        data = pdudaemon_conf.load(data, source)
     top = _validate(TOP_SCHEMA, data, [])
     defaults = top["defaults"]
     pdus = {name: _pdu(name, raw, defaults) for name, raw in top["pdus"].items()}
@@ -270,8 +277,13 @@ def read_config_file(path: str | Path) -> Any:
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from None
     try:
-        if path.suffix == ".json":
-            return json.loads(text)
+        # JSON by name or by look (pdudaemon.conf is JSON): YAML parsers trip on some JSON
+        if path.suffix == ".json" or text.lstrip().startswith("{"):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                if path.suffix == ".json":
+                    raise
         return yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {e}") from None

@@ -30,6 +30,17 @@ class Daemon:
         self.bridge = MqttBridge(config, *broker)
         self.runner = Runner(config, self.bridge)
         self.bridge.submit = self.runner.submit
+        self.discovery = None
+        if config.homeassistant["discovery"]:
+            from pdumqtt.homeassistant import Discovery
+
+            self.discovery = Discovery(config, self.bridge.client)
+            self.bridge.on_connected.append(self.discovery.on_connected)
+        self.listener = None
+        if config.pdudaemon is not None:
+            from pdumqtt.pdudaemon import PduDaemonListener
+
+            self.listener = PduDaemonListener(config, self.runner.submit)
         self.stopped = threading.Event()
 
     @property
@@ -37,6 +48,8 @@ class Daemon:
         return self.bridge.connected
 
     def start(self) -> None:
+        if self.listener is not None:  # first: a taken port stops us before anything runs
+            self.listener.start()
         if self.embedded is not None:
             self.embedded.start()
         self.runner.start()
@@ -48,8 +61,12 @@ class Daemon:
         if self.stopped.is_set():
             return
         self.stopped.set()
+        if self.listener is not None:
+            self.listener.close()
         self.runner.stop()
         self.bridge.stop()
+        if self.listener is not None:  # after the runner, so requests under way get their answer
+            self.listener.stop()
         if self.embedded is not None:
             self.embedded.stop()
         log.info("pdumqtt stopped")

@@ -1,0 +1,220 @@
+"""Home Assistant MQTT discovery: every outlet appears as a switch and a restart button.
+
+One device per PDU (identifiers, name, the driver's model), an origin block, availability
+from ``{base}/bridge/state`` and ``{base}/<pdu>/availability`` with mode ``all``, no
+``object_id``. The config messages are retained, sent on every connect to the broker and
+again when Home Assistant announces ``online`` on ``{prefix}/status``.
+
+Topics: ``{prefix}/switch/<node>/<pdu>_<port>/config`` and ``{prefix}/button/...``, or with
+``device_based`` one ``{prefix}/device/<node>/<pdu>/config`` per PDU. ``<node>`` is
+``pdumqtt_<base topic>``, so several pdumqtt daemons on one broker never touch each
+other's entities.
+
+Stale entities (outlets or PDUs that left the config, or the other discovery style after
+``device_based`` changed) are removed with an empty retained payload. What was published
+before is read back from the broker itself: on connect we subscribe to
+``{prefix}/+/<node>/+/config``, collect the retained messages, and publish a marker on a
+topic of our own; the broker delivers the marker after the retained messages (one
+connection, in order), so when it arrives the list is complete. The broker's retained
+store is the record: nothing to keep in step with it, and it also holds what an older
+pdumqtt (or a lost state file) left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from pdumqtt import __version__
+from pdumqtt.config import Config, PduConfig
+
+log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def safe_id(text: str) -> str:
+    """``text`` as a discovery topic level (``[A-Za-z0-9_-]``), kept distinct when changed."""
+    cleaned = _UNSAFE.sub("_", text)
+    if cleaned != text:
+        cleaned += "_" + hashlib.sha1(text.encode()).hexdigest()[:6]
+    return cleaned
+
+
+def _label(port: str, aliases: list[str]) -> str:
+    if aliases:
+        return ", ".join(sorted(aliases))
+    return f"Outlet {port}" if port.isdigit() else port
+
+
+class Discovery:
+    """Publishes, refreshes and cleans up the discovery configs over the bridge's client."""
+
+    def __init__(self, config: Config, client: mqtt.Client) -> None:
+        self.config = config
+        self.client = client
+        self.base = config.base_topic
+        self.prefix = config.homeassistant["prefix"]
+        self.device_based = config.homeassistant["device_based"]
+        self.node = safe_id(f"pdumqtt_{self.base.replace('/', '_')}")
+        self.status_topic = f"{self.prefix}/status"
+        self.object_ids = self._object_ids()
+        self.scan_topic = f"{self.prefix}/+/{self.node}/+/config"
+        self._marker_topic = f"{self.base}/bridge/discovery-sync/{uuid.uuid4().hex}"
+        self._lock = threading.Lock()
+        self._found: dict[str, bytes] = {}
+        self._marker: str | None = None  # the marker we wait for, while a scan is under way
+        self._done_marker = ""  # comes back once the broker has every config of the last sync
+        self.synced = threading.Event()  # set once the broker holds what the last scan published
+        self._aliases: dict[tuple[str, str], list[str]] = {}
+        for alias in config.aliases.values():
+            self._aliases.setdefault((alias.pdu, alias.port), []).append(alias.name)
+        client.message_callback_add(self.status_topic, self._on_status)
+        client.message_callback_add(self.scan_topic, self._on_found)
+        client.message_callback_add(f"{self._marker_topic}/+", self._on_marker)
+
+    # --- what we publish ---------------------------------------------------------------
+
+    def origin(self) -> dict[str, Any]:
+        return {"name": "pdumqtt", "sw_version": __version__}
+
+    def device(self, pdu: PduConfig) -> dict[str, Any]:
+        model = getattr(pdu.driver_class, "model", "") or pdu.driver
+        # no sw_version: that is the device's firmware, which pdumqtt does not know
+        return {"identifiers": [f"{self.node}_{safe_id(pdu.name)}"], "name": pdu.name, "model": model,
+                "model_id": pdu.driver}
+
+    def availability(self, pdu: PduConfig) -> dict[str, Any]:
+        return {"availability": [{"topic": f"{self.base}/bridge/state"},
+                                 {"topic": f"{self.base}/{pdu.name}/availability"}],
+                "availability_mode": "all", "payload_available": "online", "payload_not_available": "offline"}
+
+    def _port_ids(self, pdu: PduConfig) -> dict[str, str]:
+        ids = {port: safe_id(port) for port in pdu.ports}
+        if len(set(ids.values())) != len(ids):  # "a.b" and "a_b": make them differ
+            ids = {port: f"{pid}_{hashlib.sha1(port.encode()).hexdigest()[:6]}" for port, pid in ids.items()}
+        return ids
+
+    def _object_ids(self) -> dict[tuple[str, str], str]:
+        """``<pdu>_<port>`` per outlet, unique across PDUs ("a_b"/"c" and "a"/"b_c" would not be)."""
+        ids = {(pdu.name, port): f"{safe_id(pdu.name)}_{port_id}"
+               for pdu in self.config.pdus.values() for port, port_id in self._port_ids(pdu).items()}
+        taken: dict[str, int] = {}
+        for oid in ids.values():
+            taken[oid] = taken.get(oid, 0) + 1
+        return {key: oid if taken[oid] == 1 else f"{oid}_{hashlib.sha1('/'.join(key).encode()).hexdigest()[:6]}"
+                for key, oid in ids.items()}
+
+    def components(self, pdu: PduConfig) -> list[tuple[str, str, dict[str, Any]]]:
+        """Per outlet a switch and a restart button, as (port, component id, config)."""
+        out = []
+        for port, port_id in self._port_ids(pdu).items():
+            label = _label(port, self._aliases.get((pdu.name, port), []))
+            topic = f"{self.base}/{pdu.name}/{port}"
+            unique = f"{self.node}_{self.object_ids[(pdu.name, port)]}"
+            out.append((port, f"{port_id}_switch", {
+                "platform": "switch", "name": label, "unique_id": f"{unique}_switch",
+                "device_class": "outlet", "command_topic": f"{topic}/set", "state_topic": f"{topic}/state",
+                "payload_on": "ON", "payload_off": "OFF", "state_on": "ON", "state_off": "OFF",
+                "optimistic": False, "retain": False, "qos": 1,
+            }))
+            out.append((port, f"{port_id}_restart", {
+                "platform": "button", "name": f"{label} restart", "unique_id": f"{unique}_restart",
+                "device_class": "restart", "command_topic": f"{topic}/set", "payload_press": "CYCLE",
+                "retain": False, "qos": 1,
+            }))
+        return out
+
+    def messages(self, found: dict[str, bytes] | None = None) -> dict[str, bytes]:
+        """Every discovery topic of the current config with its payload.
+
+        ``found`` is what the broker held: device-based configs name the components that
+        left (a component with only its platform is how Home Assistant removes one).
+        """
+        found = found or {}
+        out: dict[str, bytes] = {}
+        for pdu in self.config.pdus.values():
+            shared = {"device": self.device(pdu), "origin": self.origin(), **self.availability(pdu)}
+            if self.device_based:
+                topic = f"{self.prefix}/device/{self.node}/{safe_id(pdu.name)}/config"
+                components = {cid: config for _, cid, config in self.components(pdu)}
+                for cid, old in _components_of(found.get(topic)).items():
+                    if cid not in components and isinstance(old, dict) and set(old) - {"platform", "p"}:
+                        components[cid] = {"platform": old.get("platform", old.get("p"))}
+                out[topic] = json.dumps({**shared, "qos": 1, "components": components}, sort_keys=True).encode()
+                continue
+            for port, _, config in self.components(pdu):
+                body = {k: v for k, v in config.items() if k != "platform"}
+                topic = f"{self.prefix}/{config['platform']}/{self.node}/{self.object_ids[(pdu.name, port)]}/config"
+                out[topic] = json.dumps({**body, **shared}, sort_keys=True).encode()
+        return out
+
+    # --- on paho's network thread --------------------------------------------------------
+
+    def on_connected(self, client: mqtt.Client) -> None:
+        """Subscribe to Home Assistant's status, then read back what we published before."""
+        client.subscribe(self.status_topic, qos=1)
+        with self._lock:
+            self._marker = None  # a scan cut short by the disconnect will never finish
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Scan the broker's retained discovery configs, then publish and clean up."""
+        with self._lock:
+            if self._marker is not None:  # a scan is under way and will publish when done
+                return
+            self.synced.clear()
+            self._found = {}
+            self._marker = f"{self._marker_topic}/{uuid.uuid4().hex[:8]}"
+        # no "no local" here: the marker must come back to us
+        self.client.subscribe([(self.scan_topic, 1), (f"{self._marker_topic}/+", 1)])
+        self.client.publish(self._marker, b"", qos=1)
+
+    def _on_found(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.retain and message.payload:
+            with self._lock:
+                if self._marker is not None:
+                    self._found[message.topic] = message.payload
+
+    def _on_marker(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self._done_marker:  # the broker has taken everything we published
+            self.synced.set()
+            return
+        with self._lock:
+            if message.topic != self._marker:
+                return
+            self._marker, found = None, self._found
+        client.unsubscribe(self.scan_topic)
+        current = self.messages(found)
+        stale = sorted(set(found) - set(current))
+        for topic in stale:
+            client.publish(topic, b"", qos=1, retain=True)
+        for topic, payload in current.items():
+            client.publish(topic, payload, qos=1, retain=True)
+        log.info("Home Assistant discovery: %d configs under %s/, %d stale removed", len(current), self.prefix,
+                 len(stale))
+        self._done_marker = f"{self._marker_topic}/done{uuid.uuid4().hex[:8]}"
+        client.publish(self._done_marker, b"", qos=1)
+
+    def _on_status(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.payload.strip().lower() == b"online":
+            log.info("Home Assistant is online: sending discovery again")
+            self.refresh()
+
+
+def _components_of(payload: bytes | None) -> dict[str, Any]:
+    if not payload:
+        return {}
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return {}
+    components = data.get("components", data.get("cmps")) if isinstance(data, dict) else None
+    return components if isinstance(components, dict) else {}
