@@ -8,6 +8,7 @@ what the driver journal says (calls run, overlaps within a PDU).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import statistics
@@ -450,12 +451,15 @@ def workload_e(s: Settings) -> None:
             daemon.check_alive()
             raise RuntimeError(f"(e) only {len(online)} of {len(pdus)} PDUs online after 120 s")
         t_online = max(online.values()) - daemon.started
-        # discovery is done when its topics stop coming; none within 3 s: not published
-        last_count, quiet_since = -1, time.monotonic()
-        while time.monotonic() - quiet_since < (3.0 if not discovery else 1.0):
-            watcher.pump(lambda: False, 0.2)
-            if len(discovery) != last_count:
-                last_count, quiet_since = len(discovery), time.monotonic()
+        if importlib.util.find_spec("pdumqtt.homeassistant") is not None:
+            # discovery is done when its topics stop coming for 2 s
+            if not watcher.pump(lambda: bool(discovery), 120):
+                raise RuntimeError("(e) pdumqtt published no discovery config within 120 s")
+            last_count, quiet_since = -1, time.monotonic()
+            while time.monotonic() - quiet_since < 2.0:
+                watcher.pump(lambda: False, 0.2)
+                if len(discovery) != last_count:
+                    last_count, quiet_since = len(discovery), time.monotonic()
         t_discovery = (max(discovery.values()) - daemon.started) if discovery else None
         watcher.pump(lambda: False, 1.0)
         mem = procs.memory(daemon.pid)
@@ -466,7 +470,7 @@ def workload_e(s: Settings) -> None:
                  "discovery_s": t_discovery, "discovery_topics": len(discovery), **mem,
                  "idle_cpu_pct": idle_pct, "idle_window_s": idle}
         s.results.append(entry)
-        published = ("not published by this pdumqtt" if t_discovery is None
+        published = ("not in this pdumqtt" if t_discovery is None
                      else f"{len(discovery)} topics by {t_discovery:.2f} s")
         s.log(f"  (e) pdumqtt: online in {t_online:.2f} s, discovery {published}"
               f", RSS {mem['rss_mb']:.0f} MB, {mem['threads']:.0f} threads, idle CPU {idle_pct:.2f} %")
