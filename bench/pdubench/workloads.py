@@ -421,17 +421,17 @@ def workload_d(s: Settings) -> None:
             with_floor=False, rounds=1 if s.quick else 3, warm=500, timeout=60, driver_delay_s=0.5)
 
 
-def workload_e(s: Settings) -> None:
-    """(e) 1,000 PDUs x 24 outlets, sim driver, Home Assistant discovery on: start-up and idle."""
-    label = "1,000 PDUs x 24 outlets, sim driver"
-    s.log(f"(e) {label}")
-    idle = 5.0 if s.quick else 30.0
-    pdus = {f"p{i:04d}": {"driver": "sim", "ports": 24} for i in range(1000)}
-    prefix = "bench-ha-e"
-    extra = {"homeassistant": {"discovery": True, "prefix": prefix}}
+SCALE_PDUS = {f"p{i:04d}": {"driver": "sim", "ports": 24} for i in range(1000)}
+
+
+def _scale_pdumqtt(s: Settings, label: str, tag: str, device_based: bool, idle: float) -> None:
+    """pdumqtt with 1,000 PDUs x 24: time until online and discovery published, memory, idle CPU."""
+    pdus = SCALE_PDUS
+    prefix = f"bench-ha-{tag}"
+    extra = {"homeassistant": {"discovery": True, "prefix": prefix, "device_based": device_based}}
 
     # pdumqtt: the watcher subscribes before the daemon starts, so it sees everything live
-    watcher = MqttClient(s.broker.port, "bench-watch-e")
+    watcher = MqttClient(s.broker.port, f"bench-watch-{tag}")
     online: dict[str, float] = {}
     discovery: dict[str, float] = {}
 
@@ -442,8 +442,8 @@ def workload_e(s: Settings) -> None:
             online.setdefault(message.topic, now)
 
     watcher.on_other = note
-    watcher.subscribe("bench-e/+/availability", f"{prefix}/#")
-    mq = PduMqttSystem(s.broker, s.pdumqtt_exe, s.workdir, "e", pdus, extra)
+    watcher.subscribe(f"bench-{tag}/+/availability", f"{prefix}/#")
+    mq = PduMqttSystem(s.broker, s.pdumqtt_exe, s.workdir, tag, pdus, extra)
     daemon = mq.daemon
     assert daemon is not None
     try:
@@ -472,12 +472,25 @@ def workload_e(s: Settings) -> None:
         s.results.append(entry)
         published = ("not in this pdumqtt" if t_discovery is None
                      else f"{len(discovery)} topics by {t_discovery:.2f} s")
-        s.log(f"  (e) pdumqtt: online in {t_online:.2f} s, discovery {published}"
+        s.log(f"  (e) {label}: pdumqtt online in {t_online:.2f} s, discovery {published}"
               f", RSS {mem['rss_mb']:.0f} MB, {mem['threads']:.0f} threads, idle CPU {idle_pct:.2f} %")
     finally:
         mq.stop()
         watcher.close()
 
+
+def workload_e(s: Settings) -> None:
+    """(e) 1,000 PDUs x 24 outlets, sim driver, Home Assistant discovery on: start-up and idle.
+
+    pdumqtt runs twice: with one discovery config per entity (48,000: the default) and with
+    one per device (``device_based``: 1,000); PDUDaemon once, with the same PDUs.
+    """
+    idle = 5.0 if s.quick else 30.0
+    label = "1,000 PDUs x 24 outlets, sim driver"
+    s.log(f"(e) {label}")
+    _scale_pdumqtt(s, label, "e", False, idle)
+    _scale_pdumqtt(s, label + ", discovery per device", "e2", True, idle)
+    pdus = SCALE_PDUS
     theirs = {name: {"driver": "bench_noop"} for name in pdus}
     pd = PduDaemonSystem(s.broker, s.pdudaemon_exe, s.workdir, "e", theirs, s.loglevel)
     assert pd.daemon is not None
