@@ -58,6 +58,10 @@ class Driver:
         """
         return False
 
+    def outlet_name(self, port: int) -> str | None:
+        """The outlet's name as the device knows it, if it keeps names; shown in ``bridge/info``."""
+        return None
+
     def close(self) -> None:
         """Release connections; the driver may be used again afterwards."""
 

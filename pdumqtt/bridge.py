@@ -93,6 +93,7 @@ class MqttBridge:
         self.v5 = config.mqtt["protocol"] == "5"
         self._states: dict[tuple[str, str], bool] = {}
         self._availability: dict[str, bool] = {}
+        self._outlet_names: dict[str, dict[str, str]] = {}  # what the devices call their outlets
         self._aliases_of: dict[tuple[str, str], list[str]] = {}
         for alias in config.aliases.values():
             self._aliases_of.setdefault((alias.pdu, alias.port), []).append(alias.name)
@@ -190,7 +191,8 @@ class MqttBridge:
             "version": __version__,
             "base_topic": self.base,
             "pdus": {name: {"driver": pdu.driver, "model": getattr(pdu.driver_class, "model", ""),
-                            "ports": pdu.ports}
+                            "ports": pdu.ports,
+                            **({"outlet_names": self._outlet_names[name]} if name in self._outlet_names else {})}
                      for name, pdu in self.config.pdus.items()},
             "aliases": {name: {"pdu": a.pdu, "port": a.port} for name, a in self.config.aliases.items()},
         }
@@ -248,6 +250,10 @@ class MqttBridge:
         self._availability[pdu] = online
         log.log(logging.INFO if online else logging.WARNING, "pdu %s is %s", pdu, "online" if online else "offline")
         self._publish(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
+
+    def outlet_names(self, pdu: str, names: dict[str, str]) -> None:
+        self._outlet_names[pdu] = names
+        self._publish(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
 
     def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None:
         now = time.monotonic()

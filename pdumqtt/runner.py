@@ -39,6 +39,7 @@ class Publisher(Protocol):
 
     def state(self, pdu: str, port: str, on: bool) -> None: ...
     def availability(self, pdu: str, online: bool) -> None: ...
+    def outlet_names(self, pdu: str, names: dict[str, str]) -> None: ...
     def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None: ...
 
 
@@ -135,6 +136,7 @@ class PduWorker:
         self._timer_seq = itertools.count()
         self._cycling: dict[int, _Cycle] = {}  # port number -> the cycle under way there
         self._known: dict[int, bool] = {}
+        self._names_read = False
         self._driver: Driver | None = None
         self._caller: _CallThread | None = None
         self._stopping = threading.Event()
@@ -274,6 +276,8 @@ class PduWorker:
                     on = self._call("get", number, tries=1)
                     if self._known.get(number) != on:
                         self._confirm(name, number, on)
+                if not self._names_read:
+                    self._read_outlet_names()
             elif self.online is None:
                 self._set_online(True)  # nothing to ask the device: assume it is there until a call fails
         except CallFailed as e:
@@ -282,6 +286,22 @@ class PduWorker:
         interval = self.pdu.poll_interval or (OFFLINE_PROBE_INTERVAL if not self.online else 0)
         if interval and (readable or self._driver is None):
             self._schedule(interval, self._probe)
+
+    def _read_outlet_names(self) -> None:
+        """Once, after the first good probe: the outlets' names as the device has them."""
+        self._names_read = True
+        if type(self._driver).outlet_name is Driver.outlet_name:
+            return
+        names = {}
+        try:
+            for name, number in self.pdu.ports.items():
+                device_name = self._call("outlet_name", number, tries=1)
+                if device_name:
+                    names[name] = str(device_name)
+        except CallFailed as e:
+            log.info("pdu %s: outlet names not read: %s", self.pdu.name, e)
+        if names:
+            self.publisher.outlet_names(self.pdu.name, names)
 
     # --- driver calls ----------------------------------------------------------------
 

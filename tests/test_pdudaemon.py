@@ -340,12 +340,14 @@ def test_unchanged_pdudaemon_conf_runs(broker: Any, probe: Any, unique: str, tmp
     from pdumqtt import registry
 
     out = tmp_path / "pdu"
-    port = free_port()
     board = None
     if "devantech_eth008" in registry.names():  # a driver registered under PDUDaemon's name
         board = registry.load("devantech_eth", registry.SIMULATOR_GROUP)(
             {"listen": "127.0.0.1:0", "board": "eth008", "password": "s3cr3t-board"})
         board.start()
+    # only now: the board's own port 0 could otherwise be given the number we picked, and the
+    # test would then talk to the board instead of our listener
+    port = free_port()
     conf = tmp_path / "pdudaemon.conf"
     conf.write_text(json.dumps(pdudaemon_conf(unique, out, port, board.address if board else "127.0.0.1:1",
                                               network=False), indent=4))

@@ -11,6 +11,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import voluptuous as vol
+
+
+def loopback_port(listen: str) -> int:
+    """The port of an IPv4 loopback ``listen`` option, ``127.0.0.1:PORT`` (0 picks a free port)."""
+    host, _, port = listen.rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit() or int(port) > 65535:
+        raise vol.Invalid("listen must be 127.0.0.1:PORT (0 picks a free port)")
+    return int(port)
+
 
 class Simulator:
     options: ClassVar[dict[Any, Any]] = {}
