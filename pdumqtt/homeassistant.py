@@ -37,6 +37,7 @@ from pdumqtt.config import Config, PduConfig
 
 log = logging.getLogger(__name__)
 
+SEND_BATCH = 1000  # configs handed to paho before waiting for them to be written
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -69,6 +70,7 @@ class Discovery:
         self.scan_topic = f"{self.prefix}/+/{self.node}/+/config"
         self._marker_topic = f"{self.base}/bridge/discovery-sync/{uuid.uuid4().hex}"
         self._lock = threading.Lock()
+        self._sending = threading.Lock()
         self._found: dict[str, bytes] = {}
         self._marker: str | None = None  # the marker we wait for, while a scan is under way
         self._done_marker = ""  # comes back once the broker has every config of the last sync
@@ -192,16 +194,36 @@ class Discovery:
                 return
             self._marker, found = None, self._found
         client.unsubscribe(self.scan_topic)
-        current = self.messages(found)
-        stale = sorted(set(found) - set(current))
-        for topic in stale:
-            client.publish(topic, b"", qos=1, retain=True)
-        for topic, payload in current.items():
-            client.publish(topic, payload, qos=1, retain=True)
-        log.info("Home Assistant discovery: %d configs under %s/, %d stale removed", len(current), self.prefix,
-                 len(stale))
-        self._done_marker = f"{self._marker_topic}/done{uuid.uuid4().hex[:8]}"
-        client.publish(self._done_marker, b"", qos=1)
+        # off paho's thread: the sender waits for each batch to leave, which paho's own must not
+        threading.Thread(target=self._send, args=(found,), name="ha-discovery", daemon=True).start()
+
+    def _send(self, found: dict[str, bytes]) -> None:
+        """Publish the configs and remove the stale ones, a batch at a time."""
+        with self._sending:  # one sync at a time, in the order they were asked for
+            current = self.messages(found)
+            stale = sorted(set(found) - set(current))
+            # QoS 0: tens of thousands of configs at start were the broker's slowest work (each a
+            # PUBACK both ways). Nothing is lost by it: they are retained, all sent again on every
+            # (re)connect, and the QoS 1 marker below comes back only after the broker took them all.
+            # In batches, so that paho never holds them all in memory at once.
+            outgoing = [(topic, b"") for topic in stale] + list(current.items())
+            for start in range(0, len(outgoing), SEND_BATCH):
+                info = None
+                for topic, payload in outgoing[start:start + SEND_BATCH]:
+                    info = self.client.publish(topic, payload, qos=0, retain=True)
+                if info is not None and not self._wait_sent(info):
+                    return  # disconnected: the next connect syncs again
+            log.info("Home Assistant discovery: %d configs under %s/, %d stale removed", len(current), self.prefix,
+                     len(stale))
+            self._done_marker = f"{self._marker_topic}/done{uuid.uuid4().hex[:8]}"
+            self.client.publish(self._done_marker, b"", qos=1)
+
+    def _wait_sent(self, info: mqtt.MQTTMessageInfo) -> bool:
+        while not info.is_published():
+            if not self.client.is_connected():
+                return False
+            info.wait_for_publish(1.0)
+        return True
 
     def _on_status(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.payload.strip().lower() == b"online":
