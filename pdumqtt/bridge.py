@@ -89,6 +89,12 @@ class MqttBridge:
         # extensions (Home Assistant discovery) publish and subscribe there
         self.on_connected: list[Callable[[mqtt.Client], None]] = []
         self.connected = threading.Event()
+        # paho does not promise to deliver what is published before its CONNACK, so nothing
+        # goes to paho while we are not connected: state and availability are cached and said
+        # again on connect, acks wait in _held. The gate makes "cache, then publish if
+        # connected" one step against on_connect's replay.
+        self._gate = threading.RLock()
+        self._held: list[tuple[str, bytes, Properties | None]] = []
         self.transactions = TransactionLog(config.mqtt["transaction_window"])
         self.v5 = config.mqtt["protocol"] == "5"
         self._states: dict[tuple[str, str], bool] = {}
@@ -160,28 +166,40 @@ class MqttBridge:
             log.error("broker %s:%s refused the connection: %s", self.host, self.port, reason)
             return
         log.info("connected to %s:%s", self.host, self.port)
+        with self._gate:
+            self._say_everything(client)
+            self.connected.set()
+        for hook in self.on_connected:
+            try:
+                hook(client)
+            except Exception:  # an extension's bug must not stop commands being served
+                log.exception("on-connect hook %r failed", hook)
+
+    def _say_everything(self, client: mqtt.Client) -> None:
+        """Subscribe, then publish what a newcomer (or a broker that restarted) must know."""
         if self.v5:
             # retainAsPublished: a /set someone published retained must reach us flagged, to be refused
             options = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
             client.subscribe([(f"{self.base}/+/+/set", options), (f"{self.base}/+/+/get", options)])
         else:
             client.subscribe([(f"{self.base}/+/+/set", 1), (f"{self.base}/+/+/get", 1)])
-        self._publish(f"{self.base}/bridge/state", "online", retain=True)
-        self._publish(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
+        self._send(f"{self.base}/bridge/state", "online", retain=True)
+        self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
         # after a broker restart the retained topics may be gone: say everything again
-        for pdu, online in list(self._availability.items()):
-            self._publish(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
-        for (pdu, port), on in list(self._states.items()):
-            self._publish_state(pdu, port, on)
-        for hook in self.on_connected:
+        for pdu, online in self._availability.items():
+            self._send(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
+        for (pdu, port), on in self._states.items():
+            self._send_state(pdu, port, on)
+        held, self._held = self._held, []
+        for topic, payload, properties in held:
             try:
-                hook(client)
-            except Exception:  # an extension's bug must not stop commands being served
-                log.exception("on-connect hook %r failed", hook)
-        self.connected.set()
+                self._send(topic, payload, properties=properties)
+            except ValueError:  # a response topic paho refuses: nowhere to answer
+                log.info("cannot answer on %r", topic[:200])
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        self.connected.clear()
+        with self._gate:
+            self.connected.clear()
         if reason.is_failure:
             log.warning("lost the broker (%s); reconnecting", reason)
 
@@ -229,31 +247,47 @@ class MqttBridge:
         if props is not None:
             command.response_topic = getattr(props, "ResponseTopic", None)
             command.correlation = getattr(props, "CorrelationData", None)
+            if command.response_topic and ("+" in command.response_topic or "#" in command.response_topic):
+                log.info("ignoring a response topic with wildcards: %r", command.response_topic[:200])
+                command.response_topic = None
 
     # --- out: what the workers report ------------------------------------------------
 
-    def _publish(self, topic: str, payload: str | bytes, retain: bool = False,
-                 properties: Properties | None = None) -> None:
+    def _send(self, topic: str, payload: str | bytes, retain: bool = False,
+              properties: Properties | None = None) -> None:
         self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
 
-    def _publish_state(self, pdu: str, port: str, on: bool) -> None:
+    def _send_state(self, pdu: str, port: str, on: bool) -> None:
         payload = b"ON" if on else b"OFF"
-        self._publish(f"{self.base}/{pdu}/{port}/state", payload, retain=True)
+        self._send(f"{self.base}/{pdu}/{port}/state", payload, retain=True)
         for alias in self._aliases_of.get((pdu, port), ()):
-            self._publish(f"{self.base}/alias/{alias}/state", payload, retain=True)
+            self._send(f"{self.base}/alias/{alias}/state", payload, retain=True)
 
     def state(self, pdu: str, port: str, on: bool) -> None:
-        self._states[(pdu, port)] = on
-        self._publish_state(pdu, port, on)
+        with self._gate:
+            self._states[(pdu, port)] = on
+            if self.connected.is_set():
+                self._send_state(pdu, port, on)
 
     def availability(self, pdu: str, online: bool) -> None:
-        self._availability[pdu] = online
         log.log(logging.INFO if online else logging.WARNING, "pdu %s is %s", pdu, "online" if online else "offline")
-        self._publish(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
+        with self._gate:
+            self._availability[pdu] = online
+            if self.connected.is_set():
+                self._send(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
 
     def outlet_names(self, pdu: str, names: dict[str, str]) -> None:
-        self._outlet_names[pdu] = names
-        self._publish(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
+        with self._gate:
+            self._outlet_names[pdu] = names
+            if self.connected.is_set():
+                self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
+
+    def _send_or_hold(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
+        with self._gate:
+            if self.connected.is_set():
+                self._send(topic, payload, properties=properties)
+            else:
+                self._held.append((topic, payload, properties))
 
     def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None:
         now = time.monotonic()
@@ -267,12 +301,12 @@ class MqttBridge:
     def _send_ack(self, command: Command, payload: bytes) -> None:
         if command.on_ack is not None:
             command.on_ack(payload)
-        self._publish(f"{command.reply_to}/ack", payload)
+        self._send_or_hold(f"{command.reply_to}/ack", payload)
         if command.response_topic:
             props = copy.copy(_EMPTY_PUBLISH_PROPERTIES)
             if command.correlation is not None:
                 props.CorrelationData = command.correlation
             try:
-                self._publish(command.response_topic, payload, properties=props)
+                self._send_or_hold(command.response_topic, payload, properties=props)
             except ValueError:  # a response topic with wildcards: nowhere to answer
                 log.info("cannot answer on response topic %r", command.response_topic[:200])

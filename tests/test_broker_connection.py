@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
-from support import Broker, Probe, free_port, start_mosquitto
+from support import Broker, Probe, free_port, start_mosquitto, wait_until
 
 
 @pytest.fixture
@@ -128,3 +129,36 @@ def test_tls_with_a_private_ca(own_broker, tmp_path, daemon_process, unique):
         assert probe.request(f"{unique}/p/1/set", "ON")["status"] == "ok"
     finally:
         probe.close()
+
+
+def test_an_ack_made_while_disconnected_is_delivered_on_reconnect(broker, probe, unique):
+    """paho promises nothing for what is published before its CONNACK: the bridge holds acks."""
+    import socket
+
+    import paho.mqtt.client as mqtt
+    from support import free_port
+
+    from pdumqtt.config import load_config_data
+    from pdumqtt.daemon import Daemon
+
+    listen = free_port()
+    daemon = Daemon(load_config_data({"mqtt": {"client_id": unique}, "pdudaemon": {"listen": f"127.0.0.1:{listen}"},
+                                      "pdus": {unique: {"driver": "sim", "ports": 2}}}),
+                    broker=(broker.host, broker.port))
+    probe.subscribe(f"pdu/{unique}/2/ack")
+    daemon.start()
+    try:
+        wait_until(daemon.connected.is_set, 10, "the daemon to connect")
+        # another client with the daemon's id takes its session over: the broker drops the daemon,
+        # which comes back after its reconnect delay (a second)
+        impostor = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique, protocol=mqtt.MQTTv5)
+        impostor.connect(broker.host, broker.port)
+        wait_until(lambda: not daemon.connected.is_set(), 10, "the daemon to be dropped")
+        with socket.create_connection(("127.0.0.1", listen), timeout=10) as sock:
+            sock.sendall(f"{unique} 2 on".encode())
+            assert sock.recv(64) == b"ack\n"  # switched while the daemon is away from the broker
+        impostor.socket().close()
+        ack = json.loads(probe.wait_for(f"pdu/{unique}/2/ack", timeout=20).payload)
+        assert ack["status"] == "ok" and ack["state"] == "ON"
+    finally:
+        daemon.stop()
