@@ -67,9 +67,12 @@ def main() -> None:
               envvar="PDUMQTT_CONFIG", help="config file, YAML or JSON [env PDUMQTT_CONFIG]")
 @click.option("--broker", envvar="PDUMQTT_BROKER",
               help="use this broker (HOST:PORT), overriding mqtt.host/port [env PDUMQTT_BROKER]")
+@click.option("--client-id", envvar="PDUMQTT_CLIENT_ID",
+              help="MQTT client id, overriding mqtt.client_id; two daemons must never share one "
+                   "[env PDUMQTT_CLIENT_ID]")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def daemon(config_path: str, broker: str | None, log_level: str) -> None:
+def daemon(config_path: str, broker: str | None, client_id: str | None, log_level: str) -> None:
     """Run the bridge: serve every configured PDU over MQTT.
 
     With no broker in the config and no --broker, start a local mosquitto from the
@@ -84,6 +87,8 @@ def daemon(config_path: str, broker: str | None, log_level: str) -> None:
         config = load_config(config_path)
     except ConfigError as e:
         _fail(f"{config_path}: {e}", EXIT_USAGE)
+    if client_id:
+        config.mqtt["client_id"] = client_id
     try:
         Daemon(config, broker=_broker(broker) if broker else None).run()
     except (BrokerError, ListenerError) as e:

@@ -68,9 +68,11 @@ def daemon(broker: Broker, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     started: list[Daemon] = []
 
     def start(config: dict[str, Any]) -> Daemon:
-        # each daemon its own MQTT session, unless the test resumes one on purpose
-        config.setdefault("mqtt", {}).setdefault("client_id", f"test-{uuid.uuid4().hex[:12]}")
         cfg = load_config_data(config)
+        # each daemon its own MQTT session, unless the test resumes one on purpose: a shared one
+        # would collect every test's commands while no daemon is connected, and hand the backlog
+        # to the next daemon (a pdudaemon.conf, converted, has no mqtt section of its own)
+        cfg.mqtt.setdefault("client_id", f"test-{uuid.uuid4().hex[:12]}")
         d = Daemon(cfg, broker=(broker.host, broker.port))
         d.start()
         started.append(d)

@@ -352,8 +352,10 @@ def test_unchanged_pdudaemon_conf_runs(broker: Any, probe: Any, unique: str, tmp
     conf.write_text(json.dumps(pdudaemon_conf(unique, out, port, board.address if board else "127.0.0.1:1",
                                               network=False), indent=4))
     probe.subscribe(f"pdu/{unique}-test/#")
+    # a session of its own: the default client id is shared by every daemon on this host under pdu/
     proc = subprocess.Popen([sys.executable, "-m", "pdumqtt", "daemon", "-c", str(conf), "--broker", broker.address],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PDUMQTT_CLIENT_ID": f"{unique}-daemon"})
     try:
         def listening() -> bool:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
@@ -373,7 +375,11 @@ def test_unchanged_pdudaemon_conf_runs(broker: Any, probe: Any, unique: str, tmp
         assert tcp(("127.0.0.1", port), b"energenie 1 on") == b"nack\n"  # left out: no such driver here
         assert out.read_text().splitlines() == ["3 on", "httpalias 1 off", "httpalias 1 on"]
         assert (tmp_path / "plain-4-on").exists()
-        ack = json.loads(probe.wait_for(f"pdu/{unique}-test/3/ack").payload)
+        try:
+            ack = json.loads(probe.wait_for(f"pdu/{unique}-test/3/ack").payload)
+        except AssertionError:
+            proc.terminate()
+            raise AssertionError("DAEMON OUTPUT:\n" + proc.communicate(timeout=20)[0]) from None
         assert ack["status"] == "ok" and ack["state"] == "ON"
         if board is not None:
             assert tcp(("127.0.0.1", port), f"{unique}-Devantech 5 on".encode()) == b"ack\n"
