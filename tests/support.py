@@ -35,6 +35,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def accepts(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts a TCP connection on host:port now."""
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -77,11 +86,7 @@ def start_mosquitto(tmp: Path, port: int | None = None, extra: str = "") -> Brok
     def accepting() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"mosquitto exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
+        return accepts(port)
 
     wait_until(accepting, 10, "mosquitto to listen")
     return Broker("127.0.0.1", port, proc)

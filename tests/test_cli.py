@@ -131,23 +131,14 @@ def test_environment_overrides_the_configured_broker(daemon_process, probe, brok
 
 
 def test_embedded_broker_starts_and_stops_with_the_daemon(daemon_process, unique):
-    import socket
-
-    from support import Broker, Probe
+    from support import Broker, Probe, accepts
 
     port = free_port()
     proc = daemon_process({"mqtt": {"port": port, "base_topic": unique}, "pdus": {"p": {"driver": "sim", "ports": 2}}})
 
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
     def daemon_listening() -> bool:
         assert proc.process.poll() is None, proc.process.stdout.read()
-        return listening()
+        return accepts(port)
 
     wait_until(daemon_listening, 20, "the embedded mosquitto")
     client = Probe(Broker("127.0.0.1", port, None))  # type: ignore[arg-type]
@@ -159,7 +150,7 @@ def test_embedded_broker_starts_and_stops_with_the_daemon(daemon_process, unique
         client.close()
     proc.process.send_signal(signal.SIGTERM)
     assert proc.process.wait(15) == 0
-    wait_until(lambda: not listening(), 10, "the embedded mosquitto to stop")
+    wait_until(lambda: not accepts(port), 10, "the embedded mosquitto to stop")
 
 
 def test_missing_mosquitto_says_how_to_install_it(tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import free_port, wait_until
+from support import accepts, free_port, wait_until
 
 from pdumqtt.drivers.sim import device
 
@@ -359,11 +359,7 @@ def test_unchanged_pdudaemon_conf_runs(broker: Any, probe: Any, unique: str, tmp
     try:
         def listening() -> bool:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
+            return accepts(port)
 
         wait_until(listening, 20, "the PDUDaemon listener")
         assert tcp(("127.0.0.1", port), f"{unique}-test 3 on".encode()) == b"ack\n"
