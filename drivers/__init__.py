@@ -37,6 +37,16 @@ class Driver:
     model: ClassVar[str] = ""
     #: True when ``get`` reads the outlet from the device.
     can_read: ClassVar[bool] = False
+    #: The wire protocol, for the README's devices table: "HTTP (JSON-RPC)", "telnet menu", "USB HID"...
+    protocol: ClassVar[str] = ""
+    #: What the tests drive it against, for the devices table: "`shelly` simulator (HTTP on loopback)".
+    tested_against: ClassVar[str] = ""
+    #: Set on a class that exists to take a PDUDaemon driver name and its options unchanged:
+    #: the name of the pdumqtt driver it is a dialect of. The devices table lists it in that row.
+    native_driver: ClassVar[str] = ""
+    #: The outlets of the model a PDUDaemon name stands for, where the name fixes them;
+    #: ``pdumqtt migrate`` gives a converted PDU that many ports.
+    fixed_ports: ClassVar[int | None] = None
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         self.config = options
@@ -50,6 +60,11 @@ class Driver:
     def get(self, port: int) -> bool:
         """Return True when outlet ``port`` is on, read from the device."""
         raise DriverError(f"{type(self).__name__} cannot read outlet state")
+
+    @classmethod
+    def has_native_cycle(cls) -> bool:
+        """True when the driver overrides :meth:`cycle` to use the device's own reboot."""
+        return cls.cycle is not Driver.cycle
 
     def cycle(self, port: int, delay: float) -> bool:
         """Power-cycle with the device's own reboot command, if it has one.

@@ -50,6 +50,8 @@ BASE_OPTIONS: dict[Any, Any] = {
 
 class Acme(Driver):
     model = "BayLibre ACME"
+    protocol = "ssh (exec requests)"
+    tested_against = "`acme` simulator (asyncssh server on loopback)"
     can_read = False
     options: ClassVar[dict[Any, Any]] = {vol.Required("host"): HostAddress(22), **BASE_OPTIONS}
 
@@ -197,6 +199,9 @@ class Acme(Driver):
 
 class AcmePdudaemon(Acme):
     """PDUDaemon's ``acme``: the PDU's name is the ssh host unless ``host`` is given."""
+
+    native_driver = "acme_ssh"
+    fixed_ports = 8
 
     options: ClassVar[dict[Any, Any]] = {vol.Optional("host"): HostAddress(22), **BASE_OPTIONS}
 

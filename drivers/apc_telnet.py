@@ -94,6 +94,8 @@ class _TelnetSpawn(fdspawn):  # type: ignore[misc]
 
 class ApcTelnet(Driver):
     model = "APC Switched PDU (telnet)"
+    protocol = "telnet (menu or AOS CLI)"
+    tested_against = "`apc_telnet` simulator (telnet on loopback)"
     can_read = True
     options = {
         vol.Required("host"): HostAddress(TELNET_PORT),

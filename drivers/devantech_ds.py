@@ -29,6 +29,8 @@ BASE_OPTIONS: dict[Any, Any] = {
 
 class DevantechDs(Driver):
     model = "Devantech dS relay module"
+    protocol = "TCP ASCII (port 17123)"
+    tested_against = "`devantech_ds` simulator (TCP on loopback)"
     can_read = True
     options: ClassVar[dict[Any, Any]] = {vol.Required("host"): HostAddress(DEFAULT_PORT), **BASE_OPTIONS}
 
@@ -81,6 +83,8 @@ class DevantechDs(Driver):
 class DevantechDsPdudaemon(DevantechDs):
     """PDUDaemon's ``devantech_ds378``/``devantech_ds2824``: options ``ip`` and ``port``."""
 
+    native_driver = "devantech_ds"
+
     options: ClassVar[dict[Any, Any]] = {**PDUDAEMON_ADDRESS, **BASE_OPTIONS}
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
@@ -94,8 +98,10 @@ def _fixed_board(board: str) -> dict[Any, Any]:
 
 
 class DevantechDS378(DevantechDsPdudaemon):
+    fixed_ports = BOARDS["ds378"]
     options: ClassVar[dict[Any, Any]] = _fixed_board("ds378")
 
 
 class DevantechDS2824(DevantechDsPdudaemon):
+    fixed_ports = BOARDS["ds2824"]
     options: ClassVar[dict[Any, Any]] = _fixed_board("ds2824")

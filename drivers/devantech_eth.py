@@ -78,6 +78,8 @@ def recv_exact(sock: socket.socket, n: int, what: str, where: str, timeout: floa
 
 class DevantechEth(Driver):
     model = "Devantech ETH relay board"
+    protocol = "raw TCP (binary frames, port 17494)"
+    tested_against = "`devantech_eth` simulator (TCP on loopback)"
     can_read = True
     options: ClassVar[dict[Any, Any]] = {vol.Required("host"): HostAddress(DEFAULT_PORT), **BASE_OPTIONS}
 
@@ -190,6 +192,8 @@ PDUDAEMON_ADDRESS: dict[Any, Any] = {
 def _pdudaemon_class(name: str, board: str) -> type[DevantechEth]:
     class Compat(DevantechEth):
         model = f"Devantech {board.upper()}"
+        native_driver = "devantech_eth"
+        fixed_ports = BOARDS[board].relays
         options: ClassVar[dict[Any, Any]] = {
             **PDUDAEMON_ADDRESS,
             **{k: v for k, v in BASE_OPTIONS.items() if str(k) != "board"},

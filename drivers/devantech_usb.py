@@ -40,6 +40,8 @@ MODULES: dict[str, Module] = {
 
 class DevantechUsb(SerialDriver):
     model = "Devantech USB-RLY"
+    protocol = "serial (one-byte commands)"
+    tested_against = "`devantech_usb` simulator (pty pair)"
     can_read = True
     options: ClassVar[dict[Any, Any]] = {
         **SERIAL_OPTIONS,
@@ -74,6 +76,8 @@ class DevantechUsb(SerialDriver):
 def _pdudaemon_class(name: str, module: str) -> type[DevantechUsb]:
     class Compat(DevantechUsb):
         model = f"Devantech {module.upper()}"
+        native_driver = "devantech_usb"
+        fixed_ports = MODULES[module].relays
         options: ClassVar[dict[Any, Any]] = {
             vol.Optional("device", default="/dev/ttyACM0"): SERIAL_OPTIONS[vol.Required("device")],
             vol.Optional("module", default=module): vol.In([module]),

@@ -22,6 +22,8 @@ def frame(channel: int, on: bool) -> bytes:
 
 class LcusUsb(SerialDriver):
     model = "LCUS USB relay board"
+    protocol = "serial (4-byte frames)"
+    tested_against = "`lcus_usb` simulator (pty pair)"
     can_read = False
     options: ClassVar[dict[Any, Any]] = {
         **SERIAL_OPTIONS,

@@ -31,6 +31,8 @@ _OFF_WORDS = {"off", "0", "false", "no"}
 
 class LocalCommandLine(Driver):
     model = "local command"
+    protocol = "local program (argv, no shell)"
+    tested_against = "real child processes"
     options = {
         vol.Required("cmd_on"): _argv,
         vol.Required("cmd_off"): _argv,

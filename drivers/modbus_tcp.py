@@ -28,6 +28,8 @@ BASE_OPTIONS: dict[Any, Any] = {
 
 class ModbusTcp(Driver):
     model = "Modbus TCP relay board"
+    protocol = "Modbus TCP (coils)"
+    tested_against = "`modbus_tcp` simulator (pymodbus server)"
     can_read = True
     options: ClassVar[dict[Any, Any]] = {vol.Required("host"): HostAddress(DEFAULT_PORT), **BASE_OPTIONS}
 
@@ -100,6 +102,8 @@ def _reason(exc: ModbusException) -> str:
 class ModbusTcpPdudaemon(ModbusTcp):
     """PDUDaemon's ``modbustcp``: the PDU's name is the host, ``port`` the TCP port,
     ``unit`` (or ``slave``) the device id, outlet N written to coil N."""
+
+    native_driver = "modbus_tcp"
 
     options: ClassVar[dict[Any, Any]] = {
         vol.Optional("host"): HostAddress(DEFAULT_PORT),

@@ -31,6 +31,8 @@ def relay_id(index: int, relays: int) -> str:
 
 class NumatoUsb(SerialDriver):
     model = "Numato USB relay module"
+    protocol = "serial (text commands with echo)"
+    tested_against = "`numato_usb` simulator (pty pair)"
     can_read = True
     options: ClassVar[dict[Any, Any]] = {
         **SERIAL_OPTIONS,
@@ -65,6 +67,8 @@ class NumatoUsb(SerialDriver):
 
 def _pdudaemon_class(relays: int) -> type[NumatoUsb]:
     class Compat(NumatoUsb):
+        native_driver = "numato_usb"
+        fixed_ports = relays
         options: ClassVar[dict[Any, Any]] = {
             vol.Optional("device", default="/dev/ttyACM0"): SERIAL_OPTIONS[vol.Required("device")],
             vol.Optional("relays", default=relays): vol.In([relays]),

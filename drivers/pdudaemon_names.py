@@ -55,6 +55,7 @@ _ADDRESS = {vol.Optional("hostname"): str, vol.Optional("host"): str}
 
 
 class _ApcTelnetName(ApcTelnet):
+    native_driver = "apc_telnet"
     options = {
         **_ADDRESS,
         vol.Optional("telnetport", default=23): vol.All(int, vol.Range(min=1, max=65535)),
@@ -107,6 +108,7 @@ class SnmpV1(SnmpDriver):
     """PDUDaemon's snmpv1; like PDUDaemon it speaks SNMP v2c (set version: 1 for v1 only agents)."""
 
     version = "2c"
+    native_driver = "snmp"
     options = {
         **_ADDRESS,
         vol.Optional("community", default="private"): str,
@@ -167,6 +169,7 @@ class SnmpV3(SnmpV1):
 class Cyberpower81001(CyberpowerSnmp):
     """cyberpower81001 / cyberpower41001: SNMP v1, community ``private`` unless set."""
 
+    native_driver = "cyberpower_snmp"
     options = {**_ADDRESS, vol.Optional("community", default="private"): str}
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
@@ -180,6 +183,7 @@ class Ip9258(SnmpDriver):
     """Aviosys IP Power 9258: SNMP v1, community ``public``, 1 on / 0 off at ``92.58.2.N.0``."""
 
     model = "Aviosys IP Power 9258 (SNMP)"
+    native_driver = "snmp"
     options = {**_ADDRESS, vol.Optional("community", default="public"): str}
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:

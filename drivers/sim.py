@@ -43,6 +43,8 @@ def device(pdu: str) -> SimDevice:
 
 class SimDriver(Driver):
     model = "simulated PDU"
+    protocol = "none (in memory)"
+    tested_against = "itself"
     can_read = True
     options = {
         vol.Optional("latency", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0)),

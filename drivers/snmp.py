@@ -208,6 +208,8 @@ class SnmpDriver(Driver):
     """Outlets switched by writing an integer to a per-outlet OID."""
 
     model = "SNMP PDU"
+    protocol = "SNMP v1/v2c/v3"
+    tested_against = "`snmp` simulator (snmpsim)"
     options = {**CONNECTION_OPTIONS, **TABLE_OPTIONS}
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:

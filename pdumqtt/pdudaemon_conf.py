@@ -9,7 +9,7 @@ which is also the device's host name, to ``{driver: ..., options}``) and ``alias
   name is installed (drivers register PDUDaemon's names for this), else it is left out
   with a note; ``retries`` (PDUDaemon counts every try) and ``retrydelay`` are mapped;
 - PDUDaemon takes any port number, so a PDU gets a port count that covers every port of
-  its kind (:data:`KNOWN_PORTS`, else :data:`DEFAULT_PORTS`, raised to cover its aliases);
+  its kind (the driver class's ``fixed_ports``, else :data:`DEFAULT_PORTS`, raised to cover its aliases);
 - ``localcmdline``'s ``cmd_on``/``cmd_off`` strings, with ``%s`` for the port, become
   argument lists with ``{port}`` in place of ``%s``, run without a shell. A string that
   uses the shell (redirections, pipes, ``$``...) keeps it: it runs as
@@ -36,17 +36,6 @@ from pdumqtt.config import NAME_RE, RESERVED_PDU_NAMES, ConfigError
 
 DEFAULT_PORTS = 48  # outlets of the largest common PDUs; requests beyond a PDU's own count fail on the device
 LISTENER_PORT = 16421
-# Outlets per PDUDaemon driver name, where the device's count is fixed.
-KNOWN_PORTS = {
-    "devantech_eth002": 2, "devantech_eth0621": 2, "devantech_eth484": 4, "devantech_eth008": 8,
-    "devantech_eth8020": 20, "devantech_ds378": 8, "devantech_ds2824": 24,
-    "devantech_USB-RLY02": 2, "devantech_USB-RLY82": 2, "devantech_USB-RLY04": 4, "devantech_USB-RLY06": 6,
-    "devantech_USB-RLY08B": 8, "devantech_USB-RLY16": 8, "devantech_USB-RLY16L": 8,
-    "devantech_USB-OPTO-RLY88": 8, "devantech_USB-OPTO-RLY816": 8,
-    "ubntmfi3port": 3, "ubntmfi6port": 6, "ubntmfi8port": 8, "acme": 8, "ykush": 3, "ykushxs": 1, "ykush3": 3,
-    "NumatoUSB1": 1, "NumatoUSB2": 2, "NumatoUSB4": 4, "NumatoUSB8": 8, "NumatoUSB16": 16, "NumatoUSB32": 32,
-    "NumatoUSB64": 64, "ClewareUsbSwitch4": 4, "ClewareUsbSwitch8": 8,
-}
 log = logging.getLogger(__name__)
 
 SECRET_RE = re.compile(r"pass|secret|community|token|api_?key|private_?key", re.IGNORECASE)
@@ -145,12 +134,14 @@ def _shell_script(text: str) -> str:
     return "".join(out)
 
 
-def _ports_of(name: str, driver: str, options: dict[str, Any], alias_ports: list[int]) -> tuple[int, str]:
+def _ports_of(pdudaemon_driver: str, driver: str | None, options: dict[str, Any],
+              alias_ports: list[int]) -> tuple[int, str]:
     count = options.get("port_count")
+    fixed = registry.load(driver).fixed_ports if driver else None
     if isinstance(count, int) and not isinstance(count, bool) and count > 0:
         why = "from its port_count"
-    elif driver in KNOWN_PORTS:
-        count, why = KNOWN_PORTS[driver], f"the outlets of a {driver}"
+    elif fixed:
+        count, why = fixed, f"the outlets of a {pdudaemon_driver}"
     else:
         count, why = DEFAULT_PORTS, (f"PDUDaemon accepts any port number: {DEFAULT_PORTS} covers the largest "
                                      "common PDUs; set this PDU's real outlet count or name its ports")
@@ -175,6 +166,7 @@ def _convert_pdu(name: str, raw: dict[str, Any], alias_ports: list[int]) -> tupl
     pdudaemon_driver = raw["driver"]
     notes: list[str] = []
     out: dict[str, Any] = {}
+    driver: str | None = None
     if pdudaemon_driver == "localcmdline":
         out["driver"] = "localcmdline"
         for key in ("cmd_on", "cmd_off"):
@@ -195,7 +187,7 @@ def _convert_pdu(name: str, raw: dict[str, Any], alias_ports: list[int]) -> tupl
             raise Unmappable(f"no pdumqtt driver for PDUDaemon's {pdudaemon_driver!r} is installed "
                              "(see `pdumqtt drivers`)")
         out["driver"] = driver
-    count, why = _ports_of(name, pdudaemon_driver, raw, alias_ports)
+    count, why = _ports_of(pdudaemon_driver, driver, raw, alias_ports)
     out["ports"] = count
     notes.insert(0, f"ports: {count}, {why}")
     if "retries" in raw:
