@@ -3,6 +3,10 @@
 paho's network thread calls ``_on_message``, which only parses the message and hands
 the command to the runner (or answers a bad one at once); the PDU workers call back
 into :meth:`MqttBridge.state`, :meth:`availability` and :meth:`ack` to publish.
+
+Messages are acknowledged by hand (paho's ``manual_ack``): with a journal
+(``pdumqtt/journal.py``) the PUBACK waits until the command is on disk, and the journal
+hears when the broker has each ack, so a crash neither loses nor repeats a command.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pdumqtt import __version__
 from pdumqtt.commands import BadCommand, Command, ack_payload, parse
 from pdumqtt.config import Config
+from pdumqtt.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,25 @@ class TransactionLog:
             return waiting
 
 
+class _Client(mqtt.Client):
+    """paho's client acknowledging by hand: each message once handled, in arrival order.
+
+    The bridge's own messages are released by ``_on_message``; an extension's
+    (``message_callback_add``, e.g. Home Assistant's status) once its callback returns.
+    """
+
+    release: Callable[[mqtt.MQTTMessage], None]
+
+    def message_callback_add(self, sub: str, callback: Callable[..., None]) -> None:  # type: ignore[override]
+        def handled(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            try:
+                callback(client, userdata, message)
+            finally:
+                self.release(message)
+
+        super().message_callback_add(sub, handled)
+
+
 class MqttBridge:
     """One paho client: subscribes to commands, publishes state, acks and availability."""
 
@@ -85,6 +109,7 @@ class MqttBridge:
         self.base = config.base_topic
         self.host, self.port = host, port
         self.submit: Callable[[Command], None] = lambda command: None
+        self.journal: Journal | None = None  # set by the daemon: PUBACK once journalled
         # called on paho's thread after each (re)connect, once our own topics are published;
         # extensions (Home Assistant discovery) publish and subscribe there
         self.on_connected: list[Callable[[mqtt.Client], None]] = []
@@ -94,7 +119,7 @@ class MqttBridge:
         # again on connect, acks wait in _held. The gate makes "cache, then publish if
         # connected" one step against on_connect's replay.
         self._gate = threading.RLock()
-        self._held: list[tuple[str, bytes, Properties | None]] = []
+        self._held: list[tuple[Command, bytes]] = []  # acks made while disconnected
         self.transactions = TransactionLog(config.mqtt["transaction_window"])
         self.v5 = config.mqtt["protocol"] == "5"
         self._states: dict[tuple[str, str], bool] = {}
@@ -109,9 +134,10 @@ class MqttBridge:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.config.mqtt
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
-                             protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
-                             clean_session=None if self.v5 else False)
+        client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
+                         protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
+                         clean_session=None if self.v5 else False, manual_ack=True)
+        client.release = self._release
         if "username" in cfg:
             password = cfg.get("password")
             if "password_file" in cfg:
@@ -191,11 +217,8 @@ class MqttBridge:
         for (pdu, port), on in self._states.items():
             self._send_state(pdu, port, on)
         held, self._held = self._held, []
-        for topic, payload, properties in held:
-            try:
-                self._send(topic, payload, properties=properties)
-            except ValueError:  # a response topic paho refuses: nowhere to answer
-                log.info("cannot answer on %r", topic[:200])
+        for command, payload in held:
+            self._publish_ack(command, payload)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         with self._gate:
@@ -219,9 +242,21 @@ class MqttBridge:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            self._handle(message)
+            if self.journal is not None and self.journal.redelivered(message):
+                log.debug("%s: delivered again, already journalled (mid %d)", message.topic[:200], message.mid)
+            else:
+                self._handle(message)
         except Exception:  # never let a bug kill paho's network thread
             log.exception("failed to handle a message on %s", message.topic[:200])
+        finally:
+            self._release(message)
+
+    def _release(self, message: mqtt.MQTTMessage) -> None:
+        """Acknowledge a handled message: through the journal, after what it asked for is written."""
+        if self.journal is not None:
+            self.journal.release(message)
+        elif message.qos:
+            self.client.ack(message.mid, message.qos)
 
     def _handle(self, message: mqtt.MQTTMessage) -> None:
         props = getattr(message, "properties", None) if self.v5 else None
@@ -254,8 +289,8 @@ class MqttBridge:
     # --- out: what the workers report ------------------------------------------------
 
     def _send(self, topic: str, payload: str | bytes, retain: bool = False,
-              properties: Properties | None = None) -> None:
-        self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+              properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
 
     def _send_state(self, pdu: str, port: str, on: bool) -> None:
         payload = b"ON" if on else b"OFF"
@@ -282,31 +317,40 @@ class MqttBridge:
             if self.connected.is_set():
                 self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
 
-    def _send_or_hold(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
-        with self._gate:
-            if self.connected.is_set():
-                self._send(topic, payload, properties=properties)
-            else:
-                self._held.append((topic, payload, properties))
-
     def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None:
         now = time.monotonic()
         payload = ack_payload(command, "error" if error else "ok", state, error,
                               (started - command.received) * 1000, (now - started) * 1000)
+        if self.journal is not None:
+            self.journal.done(command, payload)
         self._send_ack(command, payload)
         if command.client_transaction:
             for repeat in self.transactions.complete(command, payload):
                 self._send_ack(repeat, payload)
 
+    def publish_ack(self, command: Command, payload: bytes) -> None:
+        """Publish an ack made before (a journalled one, after a restart), or hold it until connected."""
+        with self._gate:
+            if self.connected.is_set():
+                self._publish_ack(command, payload)
+            else:
+                self._held.append((command, payload))
+
     def _send_ack(self, command: Command, payload: bytes) -> None:
         if command.on_ack is not None:
             command.on_ack(payload)
-        self._send_or_hold(f"{command.reply_to}/ack", payload)
+        self.publish_ack(command, payload)
+
+    def _publish_ack(self, command: Command, payload: bytes) -> None:
+        """The ack on ``…/ack`` and the response topic (under the gate, connected)."""
+        published = [self._send(f"{command.reply_to}/ack", payload)]
         if command.response_topic:
             props = copy.copy(_EMPTY_PUBLISH_PROPERTIES)
             if command.correlation is not None:
                 props.CorrelationData = command.correlation
             try:
-                self._send_or_hold(command.response_topic, payload, properties=props)
-            except ValueError:  # a response topic with wildcards: nowhere to answer
+                published.append(self._send(command.response_topic, payload, properties=props))
+            except ValueError:  # a response topic paho refuses: nowhere to answer
                 log.info("cannot answer on response topic %r", command.response_topic[:200])
+        if self.journal is not None:
+            self.journal.ack_sent(command, published)

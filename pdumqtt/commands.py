@@ -53,6 +53,7 @@ class Command:
     # called with the ack's JSON once the command is done, for requests that came in
     # another way than MQTT (the PDUDaemon listener) and wait for their answer
     on_ack: Callable[[bytes], None] | None = None
+    journal_id: int | None = None  # its row in the journal, once journalled (pdumqtt/journal.py)
 
 
 class BadCommand(Exception):

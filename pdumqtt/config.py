@@ -90,7 +90,8 @@ COMMON_PDU_KEYS: dict[str, tuple[Any, Any]] = {
     "retry_delay": (1.0, Seconds),
     "timeout": (10.0, PositiveSeconds),
     "cycle_delay": (5.0, Seconds),
-    "poll_interval": (0.0, Seconds),
+    "max_cycle_delay": (300.0, Seconds),
+    "poll_interval": (60.0, Seconds),
 }
 DEFAULTS_SCHEMA = vol.Schema({vol.Optional(k, default=d): v for k, (d, v) in COMMON_PDU_KEYS.items()})
 
@@ -126,6 +127,7 @@ TOP_SCHEMA = vol.Schema({
     vol.Optional("defaults", default={}): DEFAULTS_SCHEMA,
     vol.Required("pdus"): vol.All(dict, vol.Length(min=1, msg="expected at least one PDU")),
     vol.Optional("aliases", default={}): vol.Any(None, dict),
+    vol.Optional("state_dir"): vol.All(str, vol.Length(min=1)),
 })
 
 
@@ -139,7 +141,8 @@ class PduConfig:
     retry_delay: float = 1.0
     timeout: float = 10.0
     cycle_delay: float = 5.0
-    poll_interval: float = 0.0
+    max_cycle_delay: float = 300.0
+    poll_interval: float = 60.0
     names_by_number: dict[int, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -176,6 +179,7 @@ class Config:
     homeassistant: dict[str, Any]
     pdudaemon: dict[str, Any] | None
     source: str = "<data>"
+    state_dir: str | None = None  # where the journal lives; None: journal.default_state_dir()
 
     @property
     def base_topic(self) -> str:
@@ -232,6 +236,9 @@ def _pdu(name: Any, raw: Any, defaults: dict[str, Any]) -> PduConfig:
     common.update({vol.Optional(k, default=defaults[k]): v for k, (_, v) in COMMON_PDU_KEYS.items()})
     schema = vol.Schema({**common, **driver_class.options})
     data = _validate(schema, raw, where)
+    if data["cycle_delay"] > data["max_cycle_delay"]:
+        raise ConfigError(f"pdus.{name}.cycle_delay: {data['cycle_delay']:g} s is above max_cycle_delay "
+                          f"({data['max_cycle_delay']:g} s)")
     options = {k: v for k, v in data.items() if k not in common and k not in ("driver", "ports")}
     return PduConfig(name=name, driver=driver_name, options=options, ports=data["ports"],
                      **{k: data[k] for k in COMMON_PDU_KEYS})
@@ -266,7 +273,8 @@ def load_config_data(data: Any, source: str = "<data>") -> Config:
     defaults = top["defaults"]
     pdus = {name: _pdu(name, raw, defaults) for name, raw in top["pdus"].items()}
     return Config(mqtt=top["mqtt"], pdus=pdus, aliases=_aliases(top["aliases"], pdus),
-                  homeassistant=top["homeassistant"], pdudaemon=top.get("pdudaemon"), source=source)
+                  homeassistant=top["homeassistant"], pdudaemon=top.get("pdudaemon"), source=source,
+                  state_dir=top.get("state_dir"))
 
 
 def read_config_file(path: str | Path) -> Any:

@@ -1,14 +1,17 @@
-"""The daemon: wires the config, the broker connection and the PDU runner together."""
+"""The daemon: wires the config, the journal, the broker connection and the PDU runner together."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 
 from pdumqtt.bridge import MqttBridge
 from pdumqtt.broker import EmbeddedBroker
+from pdumqtt.commands import Command
 from pdumqtt.config import Config
+from pdumqtt.journal import Journal, default_state_dir, journal_path
 from pdumqtt.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -28,8 +31,14 @@ class Daemon:
                 broker = ("127.0.0.1", config.mqtt["port"])
         self.broker = broker
         self.bridge = MqttBridge(config, *broker)
-        self.runner = Runner(config, self.bridge)
-        self.bridge.submit = self.runner.submit
+        state_dir = config.state_dir or default_state_dir()
+        self.journal = Journal(journal_path(state_dir, config.client_id), config.mqtt["transaction_window"])
+        self.runner = Runner(config, self.bridge, self.journal)
+        self.journal.submit = self.runner.submit
+        self.journal.client = self.bridge.client
+        self.journal.refuse = self._refuse
+        self.bridge.journal = self.journal
+        self.bridge.submit = self.journal.accept_from_mqtt
         self.discovery = None
         if config.homeassistant["discovery"]:
             from pdumqtt.homeassistant import Discovery
@@ -40,19 +49,40 @@ class Daemon:
         if config.pdudaemon is not None:
             from pdumqtt.pdudaemon import PduDaemonListener
 
-            self.listener = PduDaemonListener(config, self.runner.submit)
+            self.listener = PduDaemonListener(config, self.journal.accept)
         self.stopped = threading.Event()
 
     @property
     def connected(self) -> threading.Event:
         return self.bridge.connected
 
+    def _refuse(self, command: Command, reason: str) -> None:
+        self.bridge.ack(command, None, reason, time.monotonic())
+
     def start(self) -> None:
-        if self.listener is not None:  # first: a taken port stops us before anything runs
-            self.listener.start()
+        """Start everything; JournalError when the state directory cannot be used."""
+        self.journal.open()  # first: a second daemon with our client id stops here
+        try:
+            if self.listener is not None:  # a taken port stops us before anything runs
+                self.listener.start()
+        except BaseException:
+            self.journal.close()
+            raise
         if self.embedded is not None:
             self.embedded.start()
+        found = self.journal.recover()
+        for command, ack in found.answered + found.unanswered:  # a client's retry must not run it again
+            if command.client_transaction and self.bridge.transactions.claim(command) is True:
+                self.bridge.transactions.complete(command, ack)
+        for command in found.pending:
+            if command.client_transaction:
+                self.bridge.transactions.claim(command)
         self.runner.start()
+        for command in found.pending:  # before anything new arrives: they came first
+            self.runner.submit(command)
+        for command, ack in found.unanswered:  # held until connected
+            self.bridge.publish_ack(command, ack)
+        self.journal.start()
         self.bridge.start()
         log.info("pdumqtt serving %d PDUs on %s:%s under %s/", len(self.config.pdus), *self.broker,
                  self.config.base_topic)
@@ -65,6 +95,7 @@ class Daemon:
             self.listener.close()
         self.runner.stop()
         self.bridge.stop()
+        self.journal.close()
         if self.listener is not None:  # after the runner, so requests under way get their answer
             self.listener.stop()
         if self.embedded is not None:

@@ -6,8 +6,12 @@ thread, so that it can give up on a call after ``timeout`` without ever starting
 second call while the first still runs (a call that hangs keeps the device's one slot
 busy; later calls queue behind it and time out in turn). Retries back off on this
 PDU's thread only. A cycle switches off, then schedules its "on" on the worker's timer
-heap, so the PDU's other ports go on during the delay while commands for the cycling
-port wait their turn.
+heap, so the PDU's other ports go on during the delay; during it an ON or OFF for the
+cycling port ends the cycle, a TOGGLE or CYCLE is refused at once.
+
+With a journal (``pdumqtt/journal.py``) the worker records when a command is about to
+change an outlet and when a cycle's off is confirmed, and it finishes the commands a
+crash interrupted (:meth:`PduWorker._resume`).
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pdumqtt.commands import Command
 from pdumqtt.config import Config, PduConfig
 from pdumqtt.drivers import Driver, DriverError
+from pdumqtt.journal import CYCLING, Journal, Resume
 
 log = logging.getLogger(__name__)
 
-# How long an offline PDU waits between probes when no poll_interval is set.
+# How long an offline PDU waits between probes, at most (a shorter poll_interval wins).
 OFFLINE_PROBE_INTERVAL = 30.0
+# A probe that falls due while commands wait looks again this often until the queue is empty.
+BUSY_PROBE_RECHECK = 1.0
 MAX_RETRY_BACKOFF = 60.0
 
 
@@ -118,20 +125,21 @@ class _CallThread:
 @dataclass
 class _Cycle:
     command: Command
-    started: float
-    parked: deque[Command] = field(default_factory=deque)  # later commands for this port
+    started: float  # when the command's turn came (monotonic)
+    on_at: float  # when the outlet goes on again (monotonic)
+    delay: float
 
 
 class PduWorker:
     """The one thread that talks to one PDU."""
 
-    def __init__(self, pdu: PduConfig, publisher: Publisher) -> None:
+    def __init__(self, pdu: PduConfig, publisher: Publisher, journal: Journal | None = None) -> None:
         self.pdu = pdu
         self.publisher = publisher
+        self.journal = journal
         self.online: bool | None = None
         self._cond = threading.Condition()
         self._inbox: deque[Command] = deque()
-        self._ready: deque[Command] = deque()  # released by a finished cycle; they go first
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
         self._cycling: dict[int, _Cycle] = {}  # port number -> the cycle under way there
@@ -153,7 +161,7 @@ class PduWorker:
     def waiting(self) -> int:
         """Commands received and not yet started."""
         with self._cond:
-            return len(self._inbox) + len(self._ready) + sum(len(c.parked) for c in self._cycling.values())
+            return len(self._inbox)
 
     def start(self) -> None:
         self._thread.start()
@@ -182,9 +190,8 @@ class PduWorker:
             while not self._stopping.is_set():
                 if self._timers and self._timers[0][0] <= time.monotonic():
                     return heapq.heappop(self._timers)[2]
-                queue = self._ready or self._inbox
-                if queue:
-                    command = queue.popleft()
+                if self._inbox:
+                    command = self._inbox.popleft()
                     return lambda: self._execute(command)
                 self._cond.wait(self._timers[0][0] - time.monotonic() if self._timers else None)
         return None
@@ -194,14 +201,33 @@ class PduWorker:
 
     def _execute(self, command: Command) -> None:
         started = time.monotonic()
+        resume = self.journal.resume_of(command) if self.journal is not None else None
+        if resume is not None:
+            self._resume(command, resume, started)
+            return
         if command.deadline is not None and started > command.deadline:
             self.publisher.ack(command, None, f"expired: not run, older than max_command_age "
                                f"(waited {started - command.received:.1f} s here)", started)
             return
-        with self._cond:  # `waiting` reads these from other threads
-            if command.number in self._cycling:
-                self._cycling[command.number].parked.append(command)
+        delay = self.pdu.cycle_delay if command.delay is None else command.delay
+        if command.action == "cycle" and delay > self.pdu.max_cycle_delay:
+            self.publisher.ack(command, self._known.get(command.number),
+                               f"refused: a cycle delay of {delay:g} s is above this PDU's max_cycle_delay "
+                               f"({self.pdu.max_cycle_delay:g} s)", started)
+            return
+        cycle = self._cycling.get(command.number)
+        if cycle is not None:
+            if command.action in ("on", "off"):
+                self._end_cycle(cycle, command)
+            elif command.action != "get":
+                left = max(0.0, cycle.on_at - started)
+                until = time.strftime("%H:%M:%S", time.localtime(time.time() + left))
+                self.publisher.ack(command, self._known.get(command.number),
+                                   f"refused: port {command.port} is in a cycle until {until} (in {left:.1f} s); "
+                                   "send ON or OFF to end it", started)
                 return
+        if command.action != "get" and self.journal is not None:
+            self.journal.running(command)  # from here on a crash leaves the outcome unknown
         try:
             if command.action in ("on", "off"):
                 state = self._switch(command, command.action == "on")
@@ -210,7 +236,7 @@ class PduWorker:
             elif command.action == "get":
                 state = self._read(command)
             else:
-                self._start_cycle(command, started)
+                self._start_cycle(command, started, delay)
                 return
         except CallFailed as e:
             self.publisher.ack(command, self._known.get(command.number), str(e), started)
@@ -232,23 +258,25 @@ class PduWorker:
         raise CallFailed(f"driver {self.pdu.driver} cannot read outlets and port {command.port}'s state "
                          "is not known yet: switch it ON or OFF first")
 
-    def _start_cycle(self, command: Command, started: float) -> None:
-        delay = self.pdu.cycle_delay if command.delay is None else command.delay
+    def _start_cycle(self, command: Command, started: float, delay: float) -> None:
         native = type(self._build_driver()).cycle is not Driver.cycle
         if native and self._call("cycle", command.number, delay):  # the device rebooted the outlet itself
             self._confirm(command.port, command.number, True)
             self.publisher.ack(command, True, None, started)
             return
         self._switch(command, False)
-        with self._cond:
-            self._cycling[command.number] = _Cycle(command, started)
-        self._schedule(delay, lambda: self._finish_cycle(command.number))
+        if self.journal is not None:
+            self.journal.cycling(command, time.time() + delay)
+        self._wait_cycle(_Cycle(command, started, time.monotonic() + delay, delay))
 
-    def _finish_cycle(self, number: int, tries: int | None = None) -> None:
-        cycle = self._cycling.get(number)
-        if cycle is None:
-            return
+    def _wait_cycle(self, cycle: _Cycle) -> None:
+        self._cycling[cycle.command.number] = cycle
+        self._schedule(max(0.0, cycle.on_at - time.monotonic()), lambda: self._finish_cycle(cycle))
+
+    def _finish_cycle(self, cycle: _Cycle, tries: int | None = None) -> None:
         command, started = cycle.command, cycle.started
+        if self._cycling.get(command.number) is not cycle:  # ended early by an ON or OFF
+            return
         try:
             self._call("set", command.number, True, tries=tries)
             self._confirm(command.port, command.number, True)
@@ -256,8 +284,42 @@ class PduWorker:
         except CallFailed as e:
             self.publisher.ack(command, False, f"cycle: switched off, but switching on failed: {e}", started)
         finally:
-            with self._cond:
-                self._ready.extend(self._cycling.pop(number).parked)
+            del self._cycling[command.number]
+
+    def _end_cycle(self, cycle: _Cycle, by: Command) -> None:
+        """An ON or OFF came during the cycle's off time: answer the cycle, then run it."""
+        del self._cycling[cycle.command.number]
+        off_for = cycle.delay - max(0.0, cycle.on_at - time.monotonic())
+        self.publisher.ack(cycle.command, self._known.get(cycle.command.number),
+                           f"cycle ended early by a later {by.action.upper()} after {off_for:.1f} s "
+                           f"of its {cycle.delay:g} s off", cycle.started)
+
+    def _resume(self, command: Command, resume: Resume, started: float) -> None:
+        """Finish a command that a crash of the daemon interrupted; see pdumqtt/journal.py."""
+        delay = self.pdu.cycle_delay if command.delay is None else command.delay
+        if command.action == "cycle" and resume.state == CYCLING:
+            # the off was confirmed: keep the outlet off for what is left of the delay, then on
+            left = max(0.0, (resume.on_at or 0.0) - time.time())
+            log.info("pdu %s: port %s: finishing a cycle a restart interrupted, on in %.1f s",
+                     self.pdu.name, command.port, left)
+            self._wait_cycle(_Cycle(command, started, time.monotonic() + left, delay))
+            return
+        if command.action == "cycle":  # its off was under way: restore power rather than guess
+            reason = ("cycle interrupted by a restart of the daemon while switching off: "
+                      "power restored, but the outlet may not have been off for the delay")
+            try:
+                self._switch(command, True)
+                self.publisher.ack(command, True, reason, started)
+            except CallFailed as e:
+                self.publisher.ack(command, None, f"{reason}; switching on failed: {e}", started)
+            return
+        reason = (f"outcome unknown: the daemon stopped while this {command.action.upper()} ran, "
+                  "so the outlet may or may not have switched (not run again)")
+        try:
+            on = self._read(command)
+            self.publisher.ack(command, on, f"{reason}; the outlet reads {'ON' if on else 'OFF'} now", started)
+        except CallFailed as e:
+            self.publisher.ack(command, None, f"{reason}; reading it back failed: {e}", started)
 
     def _confirm(self, port: str, number: int, on: bool) -> None:
         self._known[number] = on
@@ -269,7 +331,16 @@ class PduWorker:
             self.publisher.availability(self.pdu.name, online)
 
     def _probe(self) -> None:
-        """Read every outlet, to publish state and availability without waiting for a command."""
+        """Read every outlet, to publish state and availability without waiting for a command.
+
+        It runs when the PDU is idle: while commands wait it looks again shortly.
+        """
+        if self.online and self._driver is not None:
+            with self._cond:
+                busy = bool(self._inbox)
+            if busy:
+                self._schedule(BUSY_PROBE_RECHECK, self._probe)
+                return
         try:
             if self._build_driver().can_read:
                 for name, number in self.pdu.ports.items():
@@ -283,7 +354,9 @@ class PduWorker:
         except CallFailed as e:
             log.warning("pdu %s: probe failed: %s", self.pdu.name, e)
         readable = self._driver is not None and self._driver.can_read
-        interval = self.pdu.poll_interval or (OFFLINE_PROBE_INTERVAL if not self.online else 0)
+        interval = self.pdu.poll_interval
+        if not self.online:
+            interval = min(interval or OFFLINE_PROBE_INTERVAL, OFFLINE_PROBE_INTERVAL)
         if interval and (readable or self._driver is None):
             self._schedule(interval, self._probe)
 
@@ -363,12 +436,11 @@ class PduWorker:
     def _shutdown(self) -> None:
         """Finish what was started, refuse what was not: nothing is lost silently."""
         self._timers.clear()
-        for number in list(self._cycling):
+        for cycle in list(self._cycling.values()):
             # power the board again now rather than leave it off because we stopped mid-cycle
-            self._finish_cycle(number, tries=1)
+            self._finish_cycle(cycle, tries=1)
         with self._cond:
-            leftovers = [*self._ready, *self._inbox]
-            self._ready.clear()
+            leftovers = list(self._inbox)
             self._inbox.clear()
         now = time.monotonic()
         for command in leftovers:
@@ -382,8 +454,8 @@ class PduWorker:
 class Runner:
     """Every PDU's worker; routes each command to its PDU."""
 
-    def __init__(self, config: Config, publisher: Publisher) -> None:
-        self.workers = {name: PduWorker(pdu, publisher) for name, pdu in config.pdus.items()}
+    def __init__(self, config: Config, publisher: Publisher, journal: Journal | None = None) -> None:
+        self.workers = {name: PduWorker(pdu, publisher, journal) for name, pdu in config.pdus.items()}
 
     def submit(self, command: Command) -> None:
         self.workers[command.pdu].submit(command)

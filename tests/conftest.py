@@ -24,6 +24,22 @@ from support import (  # noqa: F401 - re-exported for test modules
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every daemon's journal under one temporary directory, never the user's ~/.local/state.
+
+    Each test's daemon has a client id of its own, so its journal is its own file there.
+    """
+    path = tmp_path_factory.mktemp("state")
+    saved = os.environ.get("STATE_DIRECTORY")
+    os.environ["STATE_DIRECTORY"] = str(path)
+    yield path
+    if saved is None:
+        del os.environ["STATE_DIRECTORY"]
+    else:
+        os.environ["STATE_DIRECTORY"] = saved
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     b = start_mosquitto(tmp_path_factory.mktemp("broker"))

@@ -123,20 +123,39 @@ def test_repeat_while_the_first_still_runs_is_answered_when_it_finishes(daemon, 
     assert sim.device(unique).switches == 1
 
 
-def test_cycle_is_atomic_for_its_port_while_other_ports_go_on(daemon, probe, unique, tmp_path):
+def test_during_a_cycle_other_ports_go_on_and_an_on_ends_it(daemon, probe, unique, tmp_path):
     journal = tmp_path / "journal"
     daemon({"pdus": {unique: sim_pdu(journal=str(journal))}})
     probe.subscribe(f"pdu/{unique}/+/ack")
-    probe.publish(f"pdu/{unique}/1/set", json.dumps({"action": "cycle", "delay": 0.5}))
-    probe.publish(f"pdu/{unique}/1/set", "ON")  # must wait for the cycle to end
-    probe.publish(f"pdu/{unique}/2/set", "ON")  # must not wait
-    probe.wait_count(f"pdu/{unique}/+/ack", 3, timeout=10)
-    acks = [json.loads(m.payload) for m in probe.all(f"pdu/{unique}/+/ack")]
-    assert [(a["port"], a["action"]) for a in acks] == [("2", "on"), ("1", "cycle"), ("1", "on")]
-    assert acks[1]["took_ms"] >= 500 and acks[1]["state"] == "ON"
+    probe.publish(f"pdu/{unique}/1/set", json.dumps({"action": "cycle", "delay": 60}))
+    assert probe.request(f"pdu/{unique}/2/set", "ON")["status"] == "ok"  # does not wait for the cycle
+    wait_until(lambda: sim.device(unique).outlets.get(1) is False, 10, "the cycle's off phase")
+    for refused in ("TOGGLE", "CYCLE"):  # ambiguous during a cycle: refused at once, saying until when
+        ack = probe.request(f"pdu/{unique}/1/set", refused, timeout=5)
+        assert ack["status"] == "error" and "port 1 is in a cycle until" in ack["error"], ack
+        assert "send ON or OFF to end it" in ack["error"] and ack["state"] == "OFF"
+    assert probe.request(f"pdu/{unique}/1/get", timeout=5)["state"] == "OFF"  # a read goes on
+    ack = probe.request(f"pdu/{unique}/1/set", "ON", timeout=5)
+    assert (ack["status"], ack["state"]) == ("ok", "ON")
+    cycle = json.loads(probe.wait_for(f"pdu/{unique}/1/ack", lambda m: b'ended early' in m.payload).payload)
+    assert cycle["status"] == "error" and "cycle ended early by a later ON after" in cycle["error"]
+    assert cycle["took_ms"] < 30000
     calls = [(c["port"], c["action"]) for c in map(json.loads, journal.read_text().splitlines())
              if c["action"] != "get"]
-    assert calls == [(1, "off"), (2, "on"), (1, "on"), (1, "on")]
+    assert calls == [(1, "off"), (2, "on"), (1, "on")]
+
+
+def test_an_off_during_a_cycle_cancels_it_and_a_long_delay_is_refused(daemon, probe, unique):
+    daemon({"pdus": {unique: sim_pdu(max_cycle_delay=100)}})
+    probe.subscribe(f"pdu/{unique}/+/ack")
+    probe.publish(f"pdu/{unique}/3/set", json.dumps({"action": "cycle", "delay": 50}))
+    wait_until(lambda: sim.device(unique).outlets.get(3) is False, 10, "the cycle's off phase")
+    assert probe.request(f"pdu/{unique}/3/set", "OFF", timeout=5)["state"] == "OFF"
+    cycle = json.loads(probe.wait_for(f"pdu/{unique}/3/ack", lambda m: b'ended early' in m.payload).payload)
+    assert "cycle ended early by a later OFF" in cycle["error"]
+    assert sim.device(unique).outlets[3] is False  # and it stays off: the cycle's on never comes
+    ack = probe.request(f"pdu/{unique}/3/set", json.dumps({"action": "cycle", "delay": 3600}), timeout=5)
+    assert ack["status"] == "error" and "above this PDU's max_cycle_delay (100 s)" in ack["error"]
 
 
 def test_cycle_uses_the_configured_delay(daemon, probe, unique):
