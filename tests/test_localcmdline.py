@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from support import wait_until
 
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.localcmdline import LocalCommandLine
@@ -72,3 +73,51 @@ def test_through_the_daemon_a_failing_command_is_an_error_ack(daemon, probe, uni
     ack = probe.request(f"pdu/{unique}/2/set", "OFF")
     assert ack["status"] == "error" and ack["error"].endswith("exited with status 1: no relay 2")
     assert ack["state"] == "ON"  # what the outlet last confirmed
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not reaped by its parent, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+HANG = 'sleep 300 & echo $! > "$1"; wait'  # a shell whose child hangs; the child's pid in $1
+
+
+def test_a_hung_shell_and_its_child_are_killed_at_the_timeout(tmp_path):
+    pidfile = tmp_path / "child"
+    hung = LocalCommandLine({"cmd_on": ["sh", "-c", HANG, "sh", str(pidfile)], "cmd_off": ["true"]},
+                            pdu="p", timeout=0.5)
+    with pytest.raises(DriverError, match=r"still running after 0\.5 s: killed it and its process group"):
+        hung.set(1, True)
+    child = int(pidfile.read_text())
+    wait_until(lambda: not _alive(child), 5, f"the shell's child {child} to be killed")
+
+
+def test_what_a_command_leaves_behind_in_its_group_is_killed(tmp_path):
+    pidfile = tmp_path / "child"
+    d = LocalCommandLine({"cmd_on": ["sh", "-c", 'sleep 300 >/dev/null 2>&1 & echo $! > "$1"', "sh", str(pidfile)],
+                          "cmd_off": ["true"]}, pdu="p", timeout=5)
+    d.set(1, True)
+    child = int(pidfile.read_text())
+    wait_until(lambda: not _alive(child), 5, f"the left-behind child {child} to be killed")
+
+
+def test_a_daemon_stopping_during_a_hung_command_leaves_nothing_running(daemon_process, broker, probe, unique,
+                                                                         tmp_path):
+    pidfile = tmp_path / "child"
+    proc = daemon_process({"mqtt": {"host": broker.host, "port": broker.port, "client_id": unique},
+                           "pdus": {unique: {"driver": "localcmdline", "ports": 1, "retries": 0, "timeout": 60,
+                                             "cmd_on": ["sh", "-c", HANG, "sh", str(pidfile)],
+                                             "cmd_off": ["true"]}}})
+    probe.subscribe("pdu/bridge/state")
+    probe.wait_for("pdu/bridge/state", lambda m: m.payload == b"online", timeout=15)
+    probe.publish(f"pdu/{unique}/1/set", "ON")
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "the command's child to start")
+    child = int(pidfile.read_text())
+    proc.process.terminate()
+    proc.process.wait(15)
+    wait_until(lambda: not _alive(child), 5, f"the hung command's child {child} to be killed at shutdown")
