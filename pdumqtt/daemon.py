@@ -79,7 +79,12 @@ class Daemon:
                 self.bridge.transactions.claim(command)
         self.runner.start()
         for command in found.pending:  # before anything new arrives: they came first
-            self.runner.submit(command)
+            pdu = self.config.pdus.get(command.pdu)
+            if pdu is None or pdu.resolve_port(command.port) != (command.port, command.number):
+                self._refuse(command, f"not run: after a restart, port {command.port!r} of PDU {command.pdu!r} "
+                                      "is no longer in the configuration")
+            else:
+                self.runner.submit(command)
         for command, ack in found.unanswered:  # held until connected
             self.bridge.publish_ack(command, ack)
         self.journal.start()

@@ -113,8 +113,12 @@ class Recovered:
 
 def _digest(message: mqtt.MQTTMessage) -> bytes:
     props = getattr(message, "properties", None)
+    try:
+        topic = message.topic.encode()
+    except UnicodeDecodeError:  # the broker should refuse such a topic; the bridge reports it
+        topic = b"\xff"
     h = hashlib.blake2b(digest_size=12)
-    for part in (message.topic.encode(), message.payload, getattr(props, "ResponseTopic", "").encode(),
+    for part in (topic, message.payload, getattr(props, "ResponseTopic", "").encode(),
                  getattr(props, "CorrelationData", b"")):
         h.update(len(part).to_bytes(4, "big"))
         h.update(part)
@@ -141,6 +145,7 @@ class Journal:
         self._resume: dict[int, Resume] = {}
         self._sent_lock = threading.Lock()  # never held while calling paho: paho calls us under its own
         self._sent: dict[int, list[mqtt.MQTTMessageInfo] | None] = {}  # done rows: their acks' publishes
+        self._idle = False
 
     # --- start and stop ----------------------------------------------------------------
 
@@ -275,6 +280,9 @@ class Journal:
             with self._sent_lock:
                 if command.journal_id in self._sent:
                     self._sent[command.journal_id] = published
+            if self._idle:  # the intake thread sleeps long while it has no acks to watch
+                self._idle = False
+                self._queue.put(("wake", None, None))
 
     def _update(self, command: Command, sql: str, args: tuple[Any, ...]) -> None:
         if command.journal_id is None:
@@ -293,10 +301,13 @@ class Journal:
         confirmed = pruned = time.monotonic()
         stopping = False
         while not stopping:
+            self._idle = True  # first, then look: ack_sent wakes us if it comes in between
+            timeout = CONFIRM_INTERVAL if self._sent else PRUNE_INTERVAL  # idle: no acks to watch, no timer
             try:
-                items = [self._queue.get(timeout=CONFIRM_INTERVAL)]
+                items = [self._queue.get(timeout=timeout)]
             except queue.Empty:
                 items = []
+            self._idle = False
             while len(items) < MAX_BATCH:
                 try:
                     items.append(self._queue.get_nowait())
@@ -383,5 +394,9 @@ class Journal:
                 self._db.execute(f"DELETE FROM commands WHERE client_transaction = 0 AND id IN ({marks})", chunk)
                 self._db.execute(f"UPDATE commands SET answered = 1 WHERE id IN ({marks})", chunk)
             self._db.execute("COMMIT")
-        except sqlite3.Error as e:
+        except sqlite3.Error as e:  # they stay done: published again at the next start
             log.error("journal %s: cannot mark acks delivered: %s", self.path, e)
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
