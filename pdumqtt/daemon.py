@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from pdumqtt.bridge import MqttBridge
 from pdumqtt.broker import EmbeddedBroker
@@ -13,6 +14,9 @@ from pdumqtt.commands import Command
 from pdumqtt.config import Config
 from pdumqtt.journal import Journal, default_state_dir, journal_path
 from pdumqtt.runner import Runner
+
+if TYPE_CHECKING:
+    from pdumqtt.monitor import MonitorServer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,11 @@ class Daemon:
         self.bridge = MqttBridge(config, *broker)
         state_dir = config.state_dir or default_state_dir()
         self.journal = Journal(journal_path(state_dir, config.client_id), config.mqtt["transaction_window"])
-        self.runner = Runner(config, self.bridge, self.journal)
+        self.monitor = None
+        if config.http is not None:
+            self.monitor = self._monitor()
+        else:
+            self.runner = Runner(config, self.bridge, journal=self.journal)
         self.journal.submit = self.runner.submit
         self.journal.client = self.bridge.client
         self.journal.refuse = self._refuse
@@ -52,6 +60,19 @@ class Daemon:
             self.listener = PduDaemonListener(config, self.journal.accept)
         self.stopped = threading.Event()
 
+    def _monitor(self) -> MonitorServer:
+        """Metrics and the status page see everything the runner publishes, through an Observer."""
+        from pdumqtt.monitor import Metrics, MonitorServer, Observer, StatusFeed
+
+        metrics = Metrics()
+        feed = StatusFeed(self.config) if self.config.http["status_page"] else None
+        self.runner = Runner(self.config, Observer(self.bridge, metrics, feed), calls=metrics, journal=self.journal)
+        for name, worker in self.runner.workers.items():
+            metrics.queue_depth.labels(name).set_function(lambda worker=worker: worker.waiting)
+        metrics.broker_connected.set_function(lambda: 1 if self.bridge.connected.is_set() else 0)
+        self.bridge.on_connected.append(lambda client: metrics.broker_connections.inc())
+        return MonitorServer(self.config, metrics, feed, self.journal.accept)
+
     @property
     def connected(self) -> threading.Event:
         return self.bridge.connected
@@ -63,8 +84,15 @@ class Daemon:
         """Start everything; JournalError when the state directory cannot be used."""
         self.journal.open()  # first: a second daemon with our client id stops here
         try:
-            if self.listener is not None:  # a taken port stops us before anything runs
-                self.listener.start()
+            if self.monitor is not None:  # a taken port stops us before anything runs
+                self.monitor.start()
+            if self.listener is not None:
+                try:
+                    self.listener.start()
+                except Exception:
+                    if self.monitor is not None:
+                        self.monitor.stop()
+                    raise
         except BaseException:
             self.journal.close()
             raise
@@ -103,6 +131,8 @@ class Daemon:
         self.journal.close()
         if self.listener is not None:  # after the runner, so requests under way get their answer
             self.listener.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
         if self.embedded is not None:
             self.embedded.stop()
         log.info("pdumqtt stopped")
