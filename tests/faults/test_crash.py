@@ -4,7 +4,7 @@ The daemon runs as a child process, as a user runs it; its outlets are the ``sim
 driver's, which writes one line per driver call to a file (``journal`` option), so the
 test counts what was executed across the daemon's deaths. A command is *lost* when it
 never gets an ack, *doubled* when it switched its outlet more than once. Each test
-prints its figures (``pytest -s`` shows them; they are in the report on failure).
+prints its figures to the terminal.
 """
 
 from __future__ import annotations
@@ -104,7 +104,14 @@ def _burst(sender: _Sender, name: str) -> range:
     return ports
 
 
-def test_daemon_sigkilled_twice_mid_burst_loses_and_doubles_nothing(daemon_process, broker, unique, tmp_path):
+def _report(capsys: pytest.CaptureFixture[str], line: str) -> None:
+    """Figures go to the terminal even when pytest captures output."""
+    with capsys.disabled():
+        print(f"\n  {line}")
+
+
+def test_daemon_sigkilled_twice_mid_burst_loses_and_doubles_nothing(daemon_process, broker, unique, tmp_path,
+                                                                    capsys):
     calls = tmp_path / "calls"
     config = _config(broker, unique, unique, calls, latency=0.005)
     sender = _Sender(broker, f"pdu/{unique}/+/ack")
@@ -123,12 +130,12 @@ def test_daemon_sigkilled_twice_mid_burst_loses_and_doubles_nothing(daemon_proce
         figures = _count(ports, _calls(calls), sender.acks)
     finally:
         sender.close()
-    print(f"\ndaemon SIGKILL x{kills} mid-burst: {figures}")
+    _report(capsys, f"daemon SIGKILL x{kills} mid-burst: {figures}")
     assert figures["lost"] == 0 and figures["doubled"] == 0 and figures["ok_not_run"] == 0, figures
 
 
 def test_a_cycle_interrupted_by_sigkill_is_completed_at_restart_and_answered(daemon_process, broker, probe,
-                                                                              unique, tmp_path):
+                                                                              unique, tmp_path, capsys):
     calls = tmp_path / "calls"
     config = _config(broker, unique, unique, calls)
     proc = daemon_process(config)
@@ -144,13 +151,14 @@ def test_a_cycle_interrupted_by_sigkill_is_completed_at_restart_and_answered(dae
     assert (ack["transaction"], ack["status"], ack["state"]) == ("reboot-1", "ok", "ON"), ack
     assert [c["action"] for c in switches] == ["off", "on"], switches
     off_for = switches[1]["start"] - switches[0]["end"]  # CLOCK_MONOTONIC: one clock for both processes
-    print(f"\ncycle interrupted by SIGKILL: off for {off_for:.2f} s of 2 s across the restart, then ON; ack {ack}")
+    _report(capsys, f"cycle SIGKILLed during its delay: off {off_for:.2f} s of 2 s across the restart, "
+                    f"then ON; ack {ack['status']}, state {ack['state']}")
     assert off_for >= 1.9
     assert len(probe.all(f"pdu/{unique}/1/ack")) == 1
 
 
 def test_a_switch_under_way_at_sigkill_is_answered_as_unknown_and_not_run_again(daemon_process, broker, probe,
-                                                                                unique, tmp_path):
+                                                                                unique, tmp_path, capsys):
     started, pidfile = tmp_path / "started", tmp_path / "pid"
     hang = f'echo $$ > {pidfile}; echo "$1" >> {started}; exec sleep 300'
     config = {"mqtt": {"host": broker.host, "port": broker.port, "client_id": unique},
@@ -167,7 +175,7 @@ def test_a_switch_under_way_at_sigkill_is_answered_as_unknown_and_not_run_again(
     os.kill(int(pidfile.read_text()), signal.SIGKILL)  # a SIGKILLed daemon cannot end its children
     proc = daemon_process(config)
     ack = json.loads(probe.wait_for(f"pdu/{unique}/2/ack", timeout=20).payload)
-    print(f"\nON under way at SIGKILL, after restart: {ack}")
+    _report(capsys, f"ON SIGKILLed during its driver call: {ack['status']}: {ack['error']}")
     assert (ack["transaction"], ack["status"], ack["state"]) == ("hung-1", "error", "OFF")
     assert "outcome unknown" in ack["error"] and "reads OFF now" in ack["error"]
     assert started.read_text().split() == ["2"]  # not run again
@@ -196,7 +204,7 @@ def persistent_broker(tmp_path: Path) -> Any:
 
 
 def test_broker_restarted_three_times_mid_burst_loses_and_doubles_nothing(daemon_process, persistent_broker,
-                                                                          unique, tmp_path):
+                                                                          unique, tmp_path, capsys):
     broker, restart = persistent_broker
     calls = tmp_path / "calls"
     config = _config(broker, unique, unique, calls, latency=0.005)
@@ -214,7 +222,7 @@ def test_broker_restarted_three_times_mid_burst_loses_and_doubles_nothing(daemon
     finally:
         sender.close()
     assert proc.process.poll() is None, _output(proc)
-    print(f"\nbroker restarted x3 mid-burst (persistence): {figures}")
+    _report(capsys, f"broker restarted x3 mid-burst (persistence): {figures}")
     assert figures["lost"] == 0 and figures["doubled"] == 0 and figures["ok_not_run"] == 0, figures
 
 
