@@ -226,6 +226,8 @@ def test_systemd_unit() -> None:
     argv = shlex.split(unit["Service"]["ExecStart"])
     assert Path(argv[0]).name == "pdumqtt" and argv[1:3] == ["daemon", "-c"]
     assert unit["Service"]["RestartPreventExitStatus"] == "2"  # a bad config: restarting does not help
+    # ProtectSystem=strict leaves the journal nowhere to live but systemd's state directory
+    assert unit["Service"]["ProtectSystem"] == "strict" and unit["Service"]["StateDirectory"] == "pdumqtt"
     assert run_cli("daemon", "--help").returncode == 0
 
 
