@@ -201,8 +201,14 @@ class Journal:
             self._db.execute("DELETE FROM commands WHERE answered = 1 AND finished < ?", (now - self.window,))
             rows = self._db.execute("SELECT id, state, command, deadline, on_at, ack, answered FROM commands "
                                     "ORDER BY id").fetchall()
+        unreadable = []
         for row_id, state, data, deadline, on_at, ack, answered in rows:
-            command = self._command(row_id, json.loads(data), deadline, now, mono)
+            try:
+                command = self._command(row_id, json.loads(data), deadline, now, mono)
+            except (KeyError, TypeError, ValueError) as e:  # written by another version, or damaged
+                log.warning("journal %s: dropping row %d, which cannot be read (%s)", self.path, row_id, e)
+                unreadable.append((row_id,))
+                continue
             if state == DONE:
                 (found.answered if answered else found.unanswered).append((command, ack))
                 if not answered:
@@ -212,6 +218,9 @@ class Journal:
                 if state in (RUNNING, CYCLING):
                     self._resume[row_id] = Resume(state, on_at)
                 found.pending.append(command)
+        if unreadable:
+            with self._db_lock:
+                self._db.executemany("DELETE FROM commands WHERE id = ?", unreadable)
         if rows:
             log.info("journal %s: %d commands to finish, %d acks to publish again", self.path,
                      len(found.pending), len(found.unanswered))
