@@ -230,3 +230,37 @@ class MockYkush(MockHidDevice):
         if command & 0xF0 == 0x20:
             return [1, (0x10 if self.up[port - 1] else 0x00) | port] + [0] * 62
         return [0] * 64
+
+
+class MockCleware(MockHidDevice):
+    """A Cleware USB-Switch: 0x0008 takes ``[0, 0, 0x10+n, on]``, 0x0030 ``[0, 3, hi, lo, mhi, mlo]``.
+
+    ``shared_serial`` makes it a newer switch: USB serial 0x63813, the real one in EEPROM
+    bytes 8-14 (hex digits), read with ``[0, 2, address]``. Like the real ones, it sends a
+    status report of its own before each EEPROM answer.
+    """
+
+    vendor_id = 0x0D50
+
+    def __init__(self, serial: int, product_id: int = 0x0008, shared_serial: bool = False) -> None:
+        super().__init__(f"{0x63813 if shared_serial else serial:X}")
+        self.product_id = product_id
+        self.number = serial
+        self.on = [False] * (4 if product_id == 0x0008 else 16)
+
+    def receive(self, report: bytes) -> list[int] | None:
+        data = report[1:]
+        if data[0] == 0x02:  # EEPROM read
+            digits = f"{self.number:07X}"
+            address = data[1]
+            self.pending.append([0x81, 0, 0, 0, 0xFF, 0xFF] + [0] * 10)  # a status report first
+            value = ord(digits[address - 8]) if 8 <= address <= 14 else 0xFF
+            return [0, 0, 0, 0, address, value] + [0] * 10
+        if self.product_id == 0x0008 and data[0] == 0x00 and len(data) >= 3 and 0x10 <= data[1] < 0x10 + len(self.on):
+            self.on[data[1] - 0x10] = bool(data[2])
+        elif self.product_id == 0x0030 and data[0] == 0x03 and len(data) >= 5:
+            state, mask = data[1] << 8 | data[2], data[3] << 8 | data[4]
+            for i in range(len(self.on)):
+                if mask >> i & 1:
+                    self.on[i] = bool(state >> i & 1)
+        return None
