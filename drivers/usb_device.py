@@ -59,6 +59,11 @@ def serial_text(value: Any) -> str:
     return text
 
 
+def serial_or_empty(value: Any) -> str:
+    """Schema type: PDUDaemon's ``serial`` with its default ``""`` (here: the one device plugged in)."""
+    return "" if value == "" else serial_text(value)
+
+
 def choose(candidates: Iterable[T], serial: str | None, serial_of: Callable[[T], str], what: str) -> T:
     """The candidate whose serial is ``serial`` (the only one when None); DriverError saying what was found."""
     found = [(serial_of(c), c) for c in candidates]
@@ -190,6 +195,37 @@ class PyUsbDriver(Driver):
         except core.USBError as exc:
             raise usb_error(exc, "the USB bus", "listing devices") from None
         return found
+
+    def serial_of(self, core: Any, util: Any, device: Any) -> str:
+        """The serial number a device is chosen by, read from the device."""
+        raise NotImplementedError
+
+    def is_candidate(self, util: Any, device: Any) -> bool:
+        """False for a device that shares the vendor and product id but is something else."""
+        return True
+
+    def _serial(self) -> str | None:
+        return self.config.get("serial") or None
+
+    def transfer(self, call: Callable[[Any, Any, Any], T], what: str) -> T:
+        """Find the chosen device and run ``call(core, util, device)`` on it, USB errors made DriverErrors."""
+        core, util = import_pyusb()
+        devices = self._devices(core)
+        name = f"{self.device_name} ({usb_id(self.vendor_id, self.product_ids)})"
+        try:
+            try:
+                candidates = [d for d in devices if self.is_candidate(util, d)]
+                device = choose(candidates, self._serial(), lambda d: self.serial_of(core, util, d), name)
+                return call(core, util, device)
+            except core.USBError as exc:
+                raise usb_error(exc, f"the {self.device_name}", what) from None
+            except ValueError as exc:  # pyusb's answer to string descriptors it may not read
+                if "permission" in str(exc):
+                    raise DriverError(f"permission denied on the {self.device_name}: {UDEV_HINT}") from None
+                raise DriverError(f"the {self.device_name} failed during {what}: {exc}") from None
+        finally:
+            for device in devices:
+                self.release(util, device)
 
     @staticmethod
     def release(util: Any, device: Any) -> None:

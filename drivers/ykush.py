@@ -17,7 +17,7 @@ from typing import Any, ClassVar, NamedTuple
 import voluptuous as vol
 
 from pdumqtt.drivers import DriverError
-from pdumqtt.drivers.usb_device import HidDriver, serial_text
+from pdumqtt.drivers.usb_device import HidDriver, serial_or_empty, serial_text
 
 VENDOR = 0x04D8
 REPORT_SIZE = 64
@@ -93,7 +93,7 @@ def _pdudaemon_class(name: str, model: str, ports: int) -> type[Ykush]:
         fixed_ports = ports
         options: ClassVar[dict[Any, Any]] = {
             # PDUDaemon's default "" means: the first hub of the model found.
-            vol.Optional("serial", default=""): vol.Any("", serial_text),
+            vol.Optional("serial", default=""): serial_or_empty,
             vol.Optional("model", default=model): vol.In([model]),
         }
 

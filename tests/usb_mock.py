@@ -264,3 +264,50 @@ class MockCleware(MockHidDevice):
                 if mask >> i & 1:
                     self.on[i] = bool(state >> i & 1)
         return None
+
+
+class MockEnergenie(MockUsbDevice):
+    """A Gembird/EnerGenie strip: id at GET_REPORT 0x0301, outlet N at 0x0300+3N (SET ``[3N, 3|0, 0, 0, 0]``)."""
+
+    idVendor = 0x04B4  # noqa: N815
+
+    def __init__(self, bus: MockBus, strip_id: str, product_id: int = 0xFD13) -> None:
+        super().__init__(bus)
+        self.idProduct = product_id
+        self.strip_id = bytes.fromhex(strip_id.replace(":", ""))
+        self.on = [False] * 4
+
+    def control_in(self, request: int, value: int, length: int) -> bytes:
+        assert request == 0x01 and length == 5, (request, length)
+        if value == 0x0301:
+            return self.strip_id
+        outlet = (value - 0x0300) // 3
+        assert value == 0x0300 + 3 * outlet and 1 <= outlet <= 4, hex(value)
+        return bytes([3 * outlet, 0x03 if self.on[outlet - 1] else 0x00, 0, 0, 0])
+
+    def control_out(self, request: int, value: int, data: bytes) -> None:
+        outlet = (value - 0x0300) // 3
+        assert request == 0x09 and value == 0x0300 + 3 * outlet and 1 <= outlet <= 4, (request, hex(value))
+        assert len(data) == 5 and data[0] == 3 * outlet and data[1] in (0, 3), data
+        self.on[outlet - 1] = data[1] == 3
+
+
+class MockVusbRelay(MockUsbDevice):
+    """A V-USB ``USBRelay<n>`` board: feature report 0 is serial[5], 0, 0, relay bits; ``[0xFF|0xFD, n]`` sets."""
+
+    idVendor, idProduct = 0x16C0, 0x05DF  # noqa: N815
+
+    def __init__(self, bus: MockBus, serial: str, relays: int = 2, product: str | None = None) -> None:
+        super().__init__(bus)
+        self.serial = serial.encode()
+        self.product = product if product is not None else f"USBRelay{relays}"
+        self.closed = [False] * relays
+
+    def control_in(self, request: int, value: int, length: int) -> bytes:
+        assert request == 0x01 and value == 0x0300 and length == 8, (request, hex(value), length)
+        bits = sum(1 << i for i, c in enumerate(self.closed) if c)
+        return self.serial[:5].ljust(5, b"\0") + bytes([0, 0, bits])
+
+    def control_out(self, request: int, value: int, data: bytes) -> None:
+        assert request == 0x09 and value == 0x0300 and len(data) == 2 and data[0] in (0xFF, 0xFD), (request, data)
+        self.closed[data[1] - 1] = data[0] == 0xFF
