@@ -235,6 +235,46 @@ def status_command(pdu: str | None, timeout: float, as_json: bool, **broker: Any
 
 
 @main.command()
+@broker_options
+@click.argument("pdu", required=False)
+@click.option("--json", "as_json", is_flag=True, help="one JSON line per change instead of a table")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="seconds to wait for the broker to accept the connection")
+def watch(pdu: str | None, as_json: bool, timeout: float, **broker: Any) -> None:
+    """A live table of outlets, states, availability and each outlet's last ack; Ctrl-C ends it.
+
+    Watching only subscribes: it never sends a command.
+    """
+    from pdumqtt.watch import Fleet, Watcher, run_table
+
+    options = _options(**broker)
+    stop, changed = threading.Event(), threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    fleet = Fleet(options.base_topic, pdu)
+    if as_json:
+        def on_change(change: dict[str, Any]) -> None:
+            click.echo(json.dumps(change))
+            sys.stdout.flush()
+    else:
+        def on_change(change: dict[str, Any]) -> None:
+            changed.set()
+    watcher = Watcher(options, fleet, on_change)
+    try:
+        watcher.start(timeout)
+    except NoAnswer as e:
+        _fail(str(e), EXIT_NO_ANSWER)
+    click.echo(f"watching {options.base_topic}/ on {options.host}:{options.port}; Ctrl-C ends", err=True)
+    try:
+        if as_json:
+            stop.wait()
+        else:
+            run_table(watcher, changed, stop)
+    finally:
+        watcher.stop()
+
+
+@main.command()
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
               help="simulators to start: {name: {kind: KIND, ...options}}")
 def sim(config_path: str) -> None:
