@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
@@ -27,6 +28,10 @@ UDEV_HINT = (f"install {UDEV_RULES} (from pdumqtt's source) in /etc/udev/rules.d
              "`udevadm control --reload` and plug the device in again, or run pdumqtt as root")
 
 T = TypeVar("T")
+
+# Each PDU calls from a thread of its own; hidapi and libusb set themselves up on first use
+# and enumerate through shared state, so finding and opening a device is done one at a time.
+_BUS_LOCK = threading.Lock()
 
 
 def import_hidapi() -> Any:
@@ -107,7 +112,8 @@ class HidDriver(Driver):
         infos: list[dict[str, Any]] = []
         for pid in self._product_ids():
             try:
-                infos += hid.enumerate(self.vendor_id, pid)
+                with _BUS_LOCK:
+                    infos += hid.enumerate(self.vendor_id, pid)
             except OSError as exc:
                 raise DriverError(f"cannot list USB HID devices: {exc}") from None
         return infos
@@ -123,7 +129,8 @@ class HidDriver(Driver):
         """An open ``hid.device`` for ``path``; DriverError with the udev hint on a permission problem."""
         device = hid.device()
         try:
-            device.open_path(path)
+            with _BUS_LOCK:
+                device.open_path(path)
         except OSError as exc:
             detail = ""
             try:
@@ -187,8 +194,9 @@ class PyUsbDriver(Driver):
     def _devices(self, core: Any) -> list[Any]:
         found: list[Any] = []
         try:
-            for pid in self.product_ids:
-                found += list(core.find(find_all=True, idVendor=self.vendor_id, idProduct=pid))
+            with _BUS_LOCK:
+                for pid in self.product_ids:
+                    found += list(core.find(find_all=True, idVendor=self.vendor_id, idProduct=pid))
         except core.NoBackendError:
             raise DriverError("pyusb found no libusb to talk through: install libusb 1.0 "
                               "(apt-get install libusb-1.0-0)") from None
