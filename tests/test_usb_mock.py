@@ -36,3 +36,24 @@ def test_mock_usb_matches_pyusb() -> None:
     from usb_mock import MockUsbDevice
 
     assert real == list(inspect.signature(MockUsbDevice.ctrl_transfer).parameters)[1:]
+
+
+def test_usb_libraries_are_imported_only_when_a_device_is_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pdumqtt import registry\n"
+        "from pdumqtt.config import load_config_data\n"
+        "names = ['yepkit_ykush', 'YKUSH3', 'cleware_switch', 'clewareusbswitch8', 'vusb_relay', 'vusbhid']\n"
+        "pdus = {n.replace('-', '_'): {'driver': n, 'ports': 1, 'serial': 1234} for n in names}\n"
+        "pdus.update(eg={'driver': 'EG-PM2', 'ports': 4, 'device': '01:02:03:04:05'},\n"
+        "            en={'driver': 'energenie_usb', 'ports': 1})\n"
+        "config = load_config_data({'pdus': pdus})\n"
+        "for pdu in config.pdus.values():\n"
+        "    pdu.driver_class(pdu.options, pdu=pdu.name)\n"
+        "assert not {'hid', 'usb', 'usb.core'} & set(sys.modules), sorted(sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
