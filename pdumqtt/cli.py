@@ -109,6 +109,34 @@ def check(config_path: str) -> None:
 
 
 @main.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              envvar="PDUMQTT_CONFIG", help="the daemon's config file [env PDUMQTT_CONFIG]")
+@click.option("--broker", envvar="PDUMQTT_BROKER", help="check this broker (HOST:PORT) instead of mqtt.host/port")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="seconds to wait for each answer from the broker")
+def doctor(config_path: str, broker: str | None, timeout: float) -> None:
+    """Check a setup without switching anything, and say what to do.
+
+    The broker (reachable, credentials, round trip, queued-message limit), the running
+    daemon and its clock, the PDUDaemon listener's port, ssh known_hosts, and each PDU
+    (read through the daemon when it runs, else directly where the driver can read).
+    Exit 0 when nothing is wrong (warnings allowed), 1 for problems, 2 for a bad config.
+    """
+    from pdumqtt.doctor import PROBLEM, Doctor
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as e:
+        _fail(f"{config_path}: {e}", EXIT_USAGE)
+    findings = Doctor(config, _broker(broker) if broker else None, timeout).run()
+    for finding in findings:
+        click.echo(finding.line())
+    problems = sum(f.level == PROBLEM for f in findings)
+    click.echo(f"{problems} problem(s), {sum(f.level == 'warning' for f in findings)} warning(s)")
+    sys.exit(EXIT_ERROR if problems else 0)
+
+
+@main.command()
 @click.argument("pdudaemon_conf", type=click.Path(dir_okay=False))
 def migrate(pdudaemon_conf: str) -> None:
     """Print the pdumqtt YAML equivalent to a PDUDaemon config (pdudaemon.conf).
