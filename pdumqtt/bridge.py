@@ -27,6 +27,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pdumqtt import __version__
 from pdumqtt.commands import BadCommand, Command, ack_payload, parse
 from pdumqtt.config import Config
+from pdumqtt.readings import Deadband
+from pdumqtt.readings import payload as reading_payload
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class MqttBridge:
         self._states: dict[tuple[str, str], bool] = {}
         self._availability: dict[str, bool] = {}
         self._outlet_names: dict[str, dict[str, str]] = {}  # what the devices call their outlets
+        self._deadband = Deadband(config)  # also the record of the readings published, said again on connect
         self._aliases_of: dict[tuple[str, str], list[str]] = {}
         for alias in config.aliases.values():
             self._aliases_of.setdefault((alias.pdu, alias.port), []).append(alias.name)
@@ -190,6 +193,8 @@ class MqttBridge:
             self._send(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
         for (pdu, port), on in self._states.items():
             self._send_state(pdu, port, on)
+        for (pdu, port, kind), value in list(self._deadband.published.items()):
+            self._send_reading(pdu, port, kind, value)
         held, self._held = self._held, []
         for topic, payload, properties in held:
             try:
@@ -209,7 +214,7 @@ class MqttBridge:
             "version": __version__,
             "base_topic": self.base,
             "pdus": {name: {"driver": pdu.driver, "model": getattr(pdu.driver_class, "model", ""),
-                            "ports": pdu.ports,
+                            "ports": pdu.ports, **_meter_info(pdu),
                             **({"outlet_names": self._outlet_names[name]} if name in self._outlet_names else {})}
                      for name, pdu in self.config.pdus.items()},
             "aliases": {name: {"pdu": a.pdu, "port": a.port} for name, a in self.config.aliases.items()},
@@ -282,6 +287,23 @@ class MqttBridge:
             if self.connected.is_set():
                 self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
 
+    def _send_reading(self, pdu: str, port: str | None, kind: str, value: float) -> None:
+        body = reading_payload(value)
+        if port is None:
+            self._send(f"{self.base}/{pdu}/{kind}", body, retain=True)
+            return
+        self._send(f"{self.base}/{pdu}/{port}/{kind}", body, retain=True)
+        for alias in self._aliases_of.get((pdu, port), ()):
+            self._send(f"{self.base}/alias/{alias}/{kind}", body, retain=True)
+
+    def readings(self, pdu: str, port: str | None, values: dict[str, float]) -> None:
+        """A meter read: each value that moved beyond the PDU's deadband goes out, retained."""
+        with self._gate:
+            changed = self._deadband.admit(pdu, port, values)
+            if self.connected.is_set():
+                for kind, value in changed.items():
+                    self._send_reading(pdu, port, kind, value)
+
     def _send_or_hold(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
         with self._gate:
             if self.connected.is_set():
@@ -310,3 +332,12 @@ class MqttBridge:
                 self._send_or_hold(command.response_topic, payload, properties=props)
             except ValueError:  # a response topic with wildcards: nowhere to answer
                 log.info("cannot answer on response topic %r", command.response_topic[:200])
+
+
+def _meter_info(pdu: Any) -> dict[str, Any]:
+    """``bridge/info``'s word on a PDU that meters: its interval and what it reports."""
+    driver = pdu.driver_class
+    if not pdu.meter_interval or not getattr(driver, "can_meter", False):
+        return {}
+    outlet, total = driver.readings(pdu.options)
+    return {"meter": {"interval": pdu.meter_interval, "outlet": list(outlet), "pdu": list(total)}}

@@ -53,6 +53,8 @@ class Command:
     # called with the ack's JSON once the command is done, for requests that came in
     # another way than MQTT (the PDUDaemon listener) and wait for their answer
     on_ack: Callable[[bytes], None] | None = None
+    # the outlet's meter as the device gave it with the switch, for the ack
+    readings: dict[str, float] | None = None
 
 
 class BadCommand(Exception):
@@ -216,4 +218,6 @@ def ack_payload(command: Command, status: str, state: bool | None, error: str | 
     }
     if command.alias:
         ack["alias"] = command.alias
+    if command.readings:
+        ack["readings"] = command.readings
     return json.dumps(ack).encode()

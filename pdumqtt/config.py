@@ -86,6 +86,11 @@ def _host_port(value: Any) -> str:
 
 Seconds = vol.All(vol.Coerce(float), vol.Range(min=0))
 PositiveSeconds = vol.All(vol.Coerce(float), vol.Range(min=0.001))
+_Band = vol.All(vol.Coerce(float), vol.Range(min=0))
+
+#: How much a reading must change to be published again: per quantity, in its unit, and/or
+#: ``percent`` of the value last published. Changes to or from zero always go out.
+DEADBAND_SCHEMA = vol.Schema({vol.Optional(k): _Band for k in ("power", "current", "voltage", "energy", "percent")})
 
 # The per-PDU keys that a `defaults` section can set: (default, validator).
 COMMON_PDU_KEYS: dict[str, tuple[Any, Any]] = {
@@ -94,6 +99,9 @@ COMMON_PDU_KEYS: dict[str, tuple[Any, Any]] = {
     "timeout": (10.0, PositiveSeconds),
     "cycle_delay": (5.0, Seconds),
     "poll_interval": (0.0, Seconds),
+    # seconds between meter reads on a driver that can meter; 0 = never
+    "meter_interval": (0.0, Seconds),
+    "meter_deadband": ({}, DEADBAND_SCHEMA),
 }
 DEFAULTS_SCHEMA = vol.Schema({vol.Optional(k, default=d): v for k, (d, v) in COMMON_PDU_KEYS.items()})
 
@@ -148,6 +156,8 @@ class PduConfig:
     timeout: float = 10.0
     cycle_delay: float = 5.0
     poll_interval: float = 0.0
+    meter_interval: float = 0.0
+    meter_deadband: dict[str, float] = field(default_factory=dict, compare=False)
     names_by_number: dict[int, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -242,6 +252,9 @@ def _pdu(name: Any, raw: Any, defaults: dict[str, Any]) -> PduConfig:
     common.update({vol.Optional(k, default=defaults[k]): v for k, (_, v) in COMMON_PDU_KEYS.items()})
     schema = vol.Schema({**common, **driver_class.options})
     data = _validate(schema, raw, where)
+    if raw.get("meter_interval") and not getattr(driver_class, "can_meter", False):
+        # a default for every PDU is fine; asked for on this PDU, it would silently do nothing
+        raise ConfigError(f"pdus.{name}.meter_interval: driver {driver_name!r} cannot read power or energy")
     options = {k: v for k, v in data.items() if k not in common and k not in ("driver", "ports")}
     return PduConfig(name=name, driver=driver_name, options=options, ports=data["ports"],
                      **{k: data[k] for k in COMMON_PDU_KEYS})
