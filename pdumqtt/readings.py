@@ -36,9 +36,10 @@ class Deadband:
         band = self.bands.get(pdu, {})
         out = {}
         with self._lock:
-            for kind, value in values.items():
+            for kind, raw in values.items():
                 if kind not in READING_UNITS:
                     continue
+                value = round(raw, 3)  # as published: a change below the last decimal is none
                 key = (pdu, port, kind)
                 old = self.published.get(key)
                 if old is None or _beyond(old, value, band.get(kind, 0.0), band.get("percent", 0.0)):
