@@ -1,0 +1,196 @@
+"""Every HTTP driver through the running daemon, by its PDUDaemon name and options.
+
+One table, :data:`CASES`, holds a row per PDUDaemon name: its simulator and the options a
+pdudaemon.conf would give it. Each row is run through the same checks: over MQTT (ack ok,
+state read from the device, an error ack and ``offline`` on a device fault, ``online``
+again by itself), converted by ``pdumqtt migrate``, and in one pdudaemon.conf run unchanged
+by ``pdumqtt daemon`` and driven with PDUDaemon's own TCP request lines. Adding a driver
+adds a row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import accepts, free_port, wait_until
+
+from pdumqtt import registry
+from pdumqtt.simulators._http import HttpSimulator
+from pdumqtt.simulators.tasmota import TasmotaSimulator
+
+SECRET = "Sup3r-s3cret"
+
+
+@dataclass
+class Case:
+    driver: str  # PDUDaemon's name
+    simulator: Callable[[], HttpSimulator]
+    options: Callable[[HttpSimulator], dict[str, Any]]  # what pdudaemon.conf gives it
+    port: int = 1  # the port PDUDaemon's requests name
+    outlet: int = 1  # that outlet in the simulator's (the device's) numbering
+    ports: int = 4  # ports of the pdumqtt PDU in the MQTT checks
+    by_name: bool = False  # the device is reached by the PDU's name, as PDUDaemon's driver does
+
+    def __str__(self) -> str:
+        return self.driver
+
+
+CASES = [
+    Case("tasmota", lambda: TasmotaSimulator({"relays": 2, "password": SECRET}),
+         lambda s: {"ip": s.address, "username": "admin", "password": SECRET, "port_count": 2}, 2, 2, 2),
+    Case("sonoff_s20_tasmota", lambda: TasmotaSimulator({}), lambda s: {"ip": s.address}, ports=1),
+    Case("brennenstuhl_wspl01_tasmota", lambda: TasmotaSimulator({"relays": 2, "password": SECRET}),
+         lambda s: {"ip": s.address, "username": "admin", "password": SECRET}, 2, 2, 2),
+]
+
+
+def pdu(case: Case, sim: HttpSimulator, **extra: Any) -> dict[str, Any]:
+    return {"driver": case.driver, "ports": case.ports, "retries": 0, "timeout": 1, "cycle_delay": 0.1,
+            **case.options(sim), **extra}
+
+
+def ok(ack: dict[str, Any], state: str) -> bool:
+    return ack["status"] == "ok" and ack["state"] == state and ack["error"] is None
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_over_mqtt_by_pdudaemon_name(case: Case, daemon: Any, probe: Any, unique: str,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    readable = registry.load(case.driver).can_read
+    with case.simulator() as sim:
+        probe.subscribe(f"pdu/{unique}/availability")
+        probe.subscribe("pdu/bridge/info")
+        daemon({"pdus": {unique: pdu(case, sim, **({"poll_interval": 0.2} if readable else {}))}})
+        topic = f"pdu/{unique}/{case.port}"
+        acks = [probe.request(f"{topic}/set", "ON")]
+        assert ok(acks[-1], "ON"), acks[-1]
+        assert sim.outlet(case.outlet) is True
+        if readable:  # switched behind the daemon's back: get asks the device
+            sim.outlets[case.outlet] = False
+            acks.append(probe.request(f"{topic}/get"))
+            assert ok(acks[-1], "OFF"), acks[-1]
+        acks.append(probe.request(f"{topic}/set", "CYCLE"))
+        assert ok(acks[-1], "ON") and sim.outlet(case.outlet) is True
+
+        sim.set_failure("error")
+        acks.append(probe.request(f"{topic}/set", "OFF"))
+        assert acks[-1]["status"] == "error" and "HTTP 500" in acks[-1]["error"], acks[-1]
+        assert sim.address.split(":")[0] in acks[-1]["error"] or case.by_name
+        probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"offline")
+        sim.set_failure("unauthorized")
+        acks.append(probe.request(f"{topic}/set", "OFF"))
+        assert acks[-1]["status"] == "error" and "401" in acks[-1]["error"], acks[-1]
+        sim.set_failure(None)
+        start = len(probe.messages)
+        if readable:  # the runner's probe finds the device again, no command needed
+            probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online", start=start)
+        acks.append(probe.request(f"{topic}/set", "OFF"))
+        assert ok(acks[-1], "OFF") and sim.outlet(case.outlet) is False
+        probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online", start=start)
+        info = probe.wait_for("pdu/bridge/info", lambda m: unique.encode() in m.payload).payload.decode()
+    # no credential in an ack, bridge/info or any log line, at DEBUG
+    assert SECRET not in json.dumps(acks) and SECRET not in info
+    leaked = [r.getMessage() for r in caplog.records if SECRET in r.getMessage()]
+    assert not leaked, leaked
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_migrate_keeps_the_name_and_options(case: Case) -> None:
+    from pdumqtt.config import load_config_data
+    from pdumqtt.pdudaemon_conf import convert
+
+    with case.simulator() as sim:
+        options = case.options(sim)
+    name = "127.0.0.1" if case.by_name else "lab-plug"
+    result = convert({"daemon": {"hostname": "127.0.0.1", "port": 16421},
+                      "pdus": {name: {"driver": case.driver, **options}}})
+    assert not result.skipped, result.skipped
+    converted = result.config["pdus"][name]
+    assert converted["driver"] == case.driver
+    assert {k: v for k, v in converted.items() if k not in ("driver", "ports")} == options
+    fixed = registry.load(case.driver).fixed_ports or options.get("port_count")
+    if fixed:
+        assert converted["ports"] == fixed
+    load_config_data(result.config)
+
+
+def _loopback_80(n: int) -> str | None:
+    """A 127.x address on port 80 nobody uses, for drivers that reach the PDU by its name."""
+    for i in range(50):
+        host = f"127.{(os.getpid() >> 8) % 250 + 2}.{os.getpid() % 250 + 1}.{(n * 50 + i) % 250 + 2}"
+        try:
+            with socket.socket() as s:
+                s.bind((host, 80))
+            return host
+        except PermissionError:
+            return None
+        except OSError:
+            continue
+    return None
+
+
+@pytest.fixture
+def fleet() -> Iterator[list[tuple[Case, HttpSimulator, str]]]:
+    """Every case's simulator, and the PDU name a pdudaemon.conf gives it."""
+    with ExitStack() as stack:
+        out = []
+        for n, case in enumerate(CASES):
+            name = f"http-{n}-{case.driver.lower()}"
+            if case.by_name:
+                host = _loopback_80(n)
+                if host is None:
+                    continue  # binding port 80 needs root; the MQTT checks above still ran
+                sim = stack.enter_context(type(case.simulator())({**case.simulator().config,
+                                                                  "listen": f"{host}:80"}))
+                name = host
+            else:
+                sim = stack.enter_context(case.simulator())
+            out.append((case, sim, name))
+        yield out
+
+
+def test_one_pdudaemon_conf_with_every_http_driver_runs_unchanged(fleet: Any, broker: Any, unique: str,
+                                                                   tmp_path: Path) -> None:
+    from test_pdudaemon import tcp
+
+    port = free_port()
+    conf = tmp_path / "pdudaemon.conf"
+    conf.write_text(json.dumps({
+        "daemon": {"hostname": "127.0.0.1", "port": port, "logging_level": "DEBUG", "listener": "tcp"},
+        # retries 1: PDUDaemon counts every try; one, so that the fault is answered at once
+        "pdus": {name: {"driver": case.driver, "retries": 1, **case.options(sim)} for case, sim, name in fleet},
+    }, indent=4))
+    proc = subprocess.Popen([sys.executable, "-m", "pdumqtt", "daemon", "-c", str(conf), "--broker", broker.address,
+                             "--log-level", "debug"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PDUMQTT_CLIENT_ID": f"{unique}-daemon"})
+    try:
+        def listening() -> bool:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            return accepts(port)
+
+        wait_until(listening, 20, "the PDUDaemon listener")
+        for case, sim, name in fleet:
+            assert tcp(("127.0.0.1", port), f"{name} {case.port} on".encode()) == b"ack\n", case
+            assert sim.outlet(case.outlet) is True, case
+            assert tcp(("127.0.0.1", port), f"{name} {case.port} off".encode()) == b"ack\n", case
+            assert sim.outlet(case.outlet) is False, case
+            sim.set_failure("error")
+            assert tcp(("127.0.0.1", port), f"{name} {case.port} on".encode()) == b"nack\n", case
+            sim.set_failure(None)
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0, output
+    assert SECRET not in output
