@@ -47,6 +47,10 @@ class Driver:
     #: The outlets of the model a PDUDaemon name stands for, where the name fixes them;
     #: ``pdumqtt migrate`` gives a converted PDU that many ports.
     fixed_ports: ClassVar[int | None] = None
+    #: The number the device (and PDUDaemon's name for it) gives its first outlet: 0 where
+    #: PDUDaemon counts outlets from 0 (Shelly's switch ids, Intellinet's outlets); then
+    #: ``pdumqtt migrate`` gives the converted PDU the ports ``{"0": 0, "1": 1, ...}``.
+    first_port: ClassVar[int] = 1
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         self.config = options

@@ -60,8 +60,9 @@ def _ports(value: Any) -> dict[str, int]:
         name = str(name) if isinstance(name, int) and not isinstance(name, bool) else name
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise vol.Invalid(f"port name {name!r}: expected letters, digits, '_', '.' or '-'")
-        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            raise vol.Invalid(f"port {name!r}: expected a number from 1")
+        # 0 is a port too: devices that count from 0 (and PDUDaemon's names for them) call it so
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise vol.Invalid(f"port {name!r}: expected a number from 0")
         if name.isdigit() and int(name) != number:
             raise vol.Invalid(f"port name {name!r} is a number other than its port {number}")
         if name in ports:

@@ -189,6 +189,9 @@ def _convert_pdu(name: str, raw: dict[str, Any], alias_ports: list[int]) -> tupl
         out["driver"] = driver
     count, why = _ports_of(pdudaemon_driver, driver, raw, alias_ports)
     out["ports"] = count
+    if driver and registry.load(driver).first_port == 0:  # PDUDaemon's port numbers, unchanged
+        out["ports"] = {str(n): n for n in range(count)}
+        why += ", numbered from 0 as the device does"
     notes.insert(0, f"ports: {count}, {why}")
     if "retries" in raw:
         if isinstance(raw["retries"], int) and not isinstance(raw["retries"], bool) and raw["retries"] >= 1:

@@ -8,9 +8,10 @@ own outlet numbering), and returns its routes from :meth:`HttpSimulator.routes`:
 - **listening**: ``listen`` (``127.0.0.1:0`` picks a free port; any 127.0.0.0/8 address or
   ``[::1]``), ``address`` after ``start()``, HTTP/1.1 with keep-alive, one thread per
   connection;
-- **auth** checked before any route runs: ``auth: basic`` or ``digest`` with ``username``
-  and ``password`` (``auth: none``, the default, checks nothing; devices that take
-  credentials in the query check them in their handler, with ``self.config``);
+- **auth** checked before any route runs: ``auth: basic`` or ``digest`` (``digest_algorithm``
+  MD5 or SHA-256, ``realm``) with ``username`` and ``password``; ``auth: none``, the default,
+  checks nothing (devices that take credentials in the query check them in their handler,
+  with ``self.config``);
 - **state**: ``outlets``, a dict of the device's outlet number to on (True) / off;
 - **a record**: ``requests``, every :class:`Request` received (method, path, query, headers,
   body), and ``connections``, the number of TCP connections accepted;
@@ -201,6 +202,8 @@ class HttpSimulator(Simulator):
     #: What the ``garbage`` failure answers with: a body the device never sends.
     garbage_body: ClassVar[str] = "<html><body>It works!</body></html>"
     realm: ClassVar[str] = "pdumqtt simulator"
+    #: ``MD5`` (RFC 2617) or ``SHA-256`` (RFC 7616, as Shelly's Gen2+ devices use).
+    digest_algorithm: ClassVar[str] = "MD5"
     common_options: ClassVar[dict[Any, Any]] = {
         vol.Optional("listen", default="127.0.0.1:0"): http_listen,
         vol.Optional("failure", default=None): vol.In(FAILURES),
@@ -327,7 +330,7 @@ class HttpSimulator(Simulator):
         if self.config["auth"] == "digest":
             nonce = secrets.token_hex(16)
             self._nonces.add(nonce)
-            value = f'Digest realm="{self.realm}", nonce="{nonce}", qop="auth", algorithm=MD5'
+            value = f'Digest realm="{self.realm}", nonce="{nonce}", qop="auth", algorithm={self.digest_algorithm}'
         else:
             value = f'Basic realm="{self.realm}"'
         return Response(401, "<html><body><h1>401 Unauthorized</h1></body></html>",
@@ -353,7 +356,9 @@ class HttpSimulator(Simulator):
         if fields.get("nonce") not in self._nonces or fields.get("username") != self.config["username"]:
             return False
 
-        def md5(text: str) -> str:
+        def md5(text: str) -> str:  # or SHA-256, as the challenge said
+            if self.digest_algorithm == "SHA-256":
+                return hashlib.sha256(text.encode()).hexdigest()
             return hashlib.md5(text.encode()).hexdigest()
 
         ha1 = md5(f"{self.config['username']}:{self.realm}:{self.config['password']}")
