@@ -27,6 +27,7 @@ from support import accepts, free_port, wait_until
 
 from pdumqtt import registry
 from pdumqtt.simulators._http import HttpSimulator
+from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
 from pdumqtt.simulators.tasmota import TasmotaSimulator
 
@@ -59,6 +60,9 @@ CASES = [
     Case("sonoff_s20_tasmota", TasmotaSimulator, {}, lambda s: {"ip": s.address}, ports=1),
     Case("brennenstuhl_wspl01_tasmota", TasmotaSimulator, {"relays": 2, "password": SECRET},
          lambda s: {"ip": s.address, "username": "admin", "password": SECRET}, 2, 2, 2),
+    Case("netiojson", NetioJsonSimulator, {"password": SECRET, "username": "netio"},
+         lambda s: {"ip": "127.0.0.1", "port": int(s.address.split(":")[1]), "username": "netio", "password": SECRET,
+                    "number_of_outputs": 4}, 3, 3),
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
