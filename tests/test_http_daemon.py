@@ -28,6 +28,7 @@ from support import accepts, free_port, wait_until
 from pdumqtt import registry
 from pdumqtt.simulators._http import HttpSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
+from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
 from pdumqtt.simulators.tasmota import TasmotaSimulator
 
@@ -63,6 +64,7 @@ CASES = [
     Case("netiojson", NetioJsonSimulator, {"password": SECRET, "username": "netio"},
          lambda s: {"ip": "127.0.0.1", "port": int(s.address.split(":")[1]), "username": "netio", "password": SECRET,
                     "number_of_outputs": 4}, 3, 3),
+    Case("ubus", OpenwrtPoeSimulator, {}, lambda s: {}, 4, 4, by_name=True),
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
