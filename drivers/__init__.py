@@ -56,6 +56,10 @@ class Driver:
         self.config = options
         self.pdu = pdu
         self.timeout = timeout
+        #: The PDU's port names by number, from the config's ``ports`` (set by the runner before
+        #: the first call), for devices that address outlets by name: ESPHome entity ids, Home
+        #: Assistant entities. Empty when the driver is used on its own.
+        self.port_names: dict[int, str] = {}
 
     def set(self, port: int, on: bool) -> None:
         """Switch outlet ``port`` (1-based) on or off; raise DriverError on failure."""

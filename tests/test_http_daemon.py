@@ -27,6 +27,7 @@ from support import accepts, free_port, wait_until
 
 from pdumqtt import registry
 from pdumqtt.simulators._http import HttpSimulator
+from pdumqtt.simulators.esphome import EsphomeSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
@@ -65,12 +66,18 @@ CASES = [
          lambda s: {"ip": "127.0.0.1", "port": int(s.address.split(":")[1]), "username": "netio", "password": SECRET,
                     "number_of_outputs": 4}, 3, 3),
     Case("ubus", OpenwrtPoeSimulator, {}, lambda s: {}, 4, 4, by_name=True),
+    # a port named by its number is that object id, as PDUDaemon passes the port it is given
+    Case("esphome-http", EsphomeSimulator, {"switches": ["1", "relay_2"], "password": SECRET},
+         lambda s: {"port": int(s.address.split(":")[1]), "username": "admin", "password": SECRET}, 1, 1, 2,
+         by_name=True),
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
 
 def pdu(case: Case, sim: HttpSimulator, **extra: Any) -> dict[str, Any]:
     address = {"hostname": sim.address} if case.by_name else {}
+    if case.by_name and "port" in case.options(sim):  # PDUDaemon's own port option
+        address = {"hostname": sim.address.rsplit(":", 1)[0]}
     return {"driver": case.driver, "ports": case.ports, "retries": 0, "timeout": 1, "cycle_delay": 0.1,
             **address, **case.options(sim), **extra}
 
@@ -121,6 +128,16 @@ def test_over_mqtt_by_pdudaemon_name(case: Case, daemon: Any, probe: Any, unique
     assert SECRET not in json.dumps(acks) and SECRET not in info
     leaked = [r.getMessage() for r in caplog.records if SECRET in r.getMessage()]
     assert not leaked, leaked
+
+
+def test_ports_named_after_device_entities(daemon: Any, probe: Any, unique: str) -> None:
+    """The config's port names reach drivers that address outlets by name (ESPHome object ids)."""
+    with EsphomeSimulator({"switches": ["relay_1", "relay_2"]}) as sim:
+        daemon({"pdus": {unique: {"driver": "esphome", "host": sim.address, "ports": ["relay_1", "relay_2"],
+                                  "retries": 0, "timeout": 1}}})
+        assert ok(probe.request(f"pdu/{unique}/relay_2/set", "ON"), "ON")
+        assert sim.switch("relay_2") is True and sim.requests[-1].path == "/switch/relay_2/turn_on"
+        assert ok(probe.request(f"pdu/{unique}/1/get"), "OFF")
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
