@@ -61,7 +61,7 @@ MASK = "***"
 BODY_EXCERPT = 60  # characters of an unexpected body shown in an error
 
 
-def _ca_file(value: Any) -> str:
+def ca_file_path(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise vol.Invalid("expected the path of a CA certificate file (PEM)")
     if not os.path.isfile(value):
@@ -74,7 +74,7 @@ ADDRESS_OPTIONS: dict[Any, Any] = {
     vol.Required("host"): HostAddress(default_port=80),
     vol.Optional("https", default=False): bool,
     vol.Optional("verify", default=True): bool,
-    vol.Optional("ca_file"): _ca_file,
+    vol.Optional("ca_file"): ca_file_path,
 }
 #: HTTP authentication (an ``Authorization`` header), sent when ``password`` is set.
 AUTH_OPTIONS: dict[Any, Any] = {

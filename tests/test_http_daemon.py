@@ -28,6 +28,7 @@ from support import accepts, free_port, wait_until
 from pdumqtt import registry
 from pdumqtt.simulators._http import HttpSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
+from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
@@ -70,6 +71,8 @@ CASES = [
     Case("esphome-http", EsphomeSimulator, {"switches": ["1", "relay_2"], "password": SECRET},
          lambda s: {"port": int(s.address.split(":")[1]), "username": "admin", "password": SECRET}, 1, 1, 2,
          by_name=True),
+    Case("home-assistant-http", HomeAssistantSimulator, {"entities": ["switch.1", "switch.2"], "token": SECRET},
+         lambda s: {"port": int(s.address.split(":")[1]), "api_key": SECRET}, 2, 2, 2, by_name=True),
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
