@@ -29,6 +29,7 @@ from pdumqtt import registry
 from pdumqtt.simulators._http import HttpSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
+from pdumqtt.simulators.intellinet import IntellinetSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
@@ -73,6 +74,9 @@ CASES = [
          by_name=True),
     Case("home-assistant-http", HomeAssistantSimulator, {"entities": ["switch.1", "switch.2"], "token": SECRET},
          lambda s: {"port": int(s.address.split(":")[1]), "api_key": SECRET}, 2, 2, 2, by_name=True),
+    Case("intellinet", IntellinetSimulator, {"password": SECRET},
+         lambda s: {"port": int(s.address.split(":")[1]), "username": "admin", "password": SECRET}, 0, 0,
+         {"0": 0, "1": 1}, by_name=True),
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
