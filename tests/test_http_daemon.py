@@ -27,6 +27,7 @@ from support import accepts, free_port, wait_until
 
 from pdumqtt import registry
 from pdumqtt.simulators._http import HttpSimulator
+from pdumqtt.simulators.aviosys import AviosysSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
 from pdumqtt.simulators.intellinet import IntellinetSimulator
@@ -77,6 +78,8 @@ CASES = [
     Case("intellinet", IntellinetSimulator, {"password": SECRET},
          lambda s: {"port": int(s.address.split(":")[1]), "username": "admin", "password": SECRET}, 0, 0,
          {"0": 0, "1": 1}, by_name=True),
+    Case("ip9850", AviosysSimulator, {"password": SECRET}, lambda s: {"username": "admin", "password": SECRET},
+         3, 3, by_name=True),
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
