@@ -31,6 +31,7 @@ from pdumqtt.simulators.aviosys import AviosysSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
 from pdumqtt.simulators.intellinet import IntellinetSimulator
+from pdumqtt.simulators.lindy_ipower import LindyIpowerSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
@@ -80,6 +81,9 @@ CASES = [
          {"0": 0, "1": 1}, by_name=True),
     Case("ip9850", AviosysSimulator, {"password": SECRET}, lambda s: {"username": "admin", "password": SECRET},
          3, 3, by_name=True),
+    Case("LindyIPowerClassic8", LindyIpowerSimulator, {"username": "snmp", "password": SECRET},
+         lambda s: {"port": int(s.address.split(":")[1]), "username": "snmp", "password": SECRET}, 6, 6, 8,
+         by_name=True),
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
