@@ -34,6 +34,7 @@ from pdumqtt.simulators.intellinet import IntellinetSimulator
 from pdumqtt.simulators.lindy_ipower import LindyIpowerSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
+from pdumqtt.simulators.sainsmart import SainsmartSimulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
 from pdumqtt.simulators.tasmota import TasmotaSimulator
 
@@ -84,6 +85,7 @@ CASES = [
     Case("LindyIPowerClassic8", LindyIpowerSimulator, {"username": "snmp", "password": SECRET},
          lambda s: {"port": int(s.address.split(":")[1]), "username": "snmp", "password": SECRET}, 6, 6, 8,
          by_name=True),
+    Case("sainsmart", SainsmartSimulator, {}, lambda s: {"ip": s.address}, 7, 7, 8),
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
