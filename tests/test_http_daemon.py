@@ -27,6 +27,7 @@ from support import accepts, free_port, wait_until
 
 from pdumqtt import registry
 from pdumqtt.simulators._http import HttpSimulator
+from pdumqtt.simulators.anel import AnelSimulator
 from pdumqtt.simulators.aviosys import AviosysSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
@@ -86,6 +87,12 @@ CASES = [
          lambda s: {"port": int(s.address.split(":")[1]), "username": "snmp", "password": SECRET}, 6, 6, 8,
          by_name=True),
     Case("sainsmart", SainsmartSimulator, {}, lambda s: {"ip": s.address}, 7, 7, 8),
+    Case("anel_netpwrctrlhome", AnelSimulator, {"outlets": 3, "password": SECRET},
+         lambda s: {"password": SECRET}, 3, 3, 3, by_name=True),
+    Case("anel_netpwrctrladv", AnelSimulator, {}, lambda s: {}, 8, 8, 8, by_name=True),
+    Case("anel_netpwrctrlio", AnelSimulator, {}, lambda s: {"username": "admin"}, 1, 1, 8, by_name=True),
+    Case("anel_netpwrctrlpro", AnelSimulator, {"username": "lab", "password": SECRET},
+         lambda s: {"username": "lab", "password": SECRET}, 5, 5, 8, by_name=True),
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
