@@ -40,6 +40,7 @@ devices that take credentials in the query). It returns the ``requests.Response`
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import re
@@ -135,6 +136,8 @@ def _root_reason(exc: BaseException) -> str:
             return f"certificate not trusted ({e.verify_message})"
         if isinstance(e, ssl.SSLError):
             return f"TLS failed ({e.reason or e})"
+        if isinstance(e, http.client.RemoteDisconnected | http.client.BadStatusLine):
+            return "the device closed the connection without an HTTP answer: does it want https?"
         if isinstance(e, OSError) and e.strerror:
             return e.strerror.lower()
         stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])

@@ -36,6 +36,7 @@ from pdumqtt.simulators.lindy_ipower import LindyIpowerSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
 from pdumqtt.simulators.sainsmart import SainsmartSimulator
+from pdumqtt.simulators.servertech_pro2 import ServertechPro2Simulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
 from pdumqtt.simulators.tasmota import TasmotaSimulator
 
@@ -93,6 +94,8 @@ CASES = [
     Case("anel_netpwrctrlio", AnelSimulator, {}, lambda s: {"username": "admin"}, 1, 1, 8, by_name=True),
     Case("anel_netpwrctrlpro", AnelSimulator, {"username": "lab", "password": SECRET},
          lambda s: {"username": "lab", "password": SECRET}, 5, 5, 8, by_name=True),
+    Case("servertechpro2", ServertechPro2Simulator, {"password": SECRET, "outlet_ids": ["1", "2"]},
+         lambda s: {"ip": s.address, "protocol": "https", "insecure": True, "password": SECRET}, 2, 2, 2),
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
