@@ -150,6 +150,7 @@ def test_over_mqtt_by_pdudaemon_name(case: Case, daemon: Any, probe: Any, unique
         assert ok(acks[-1], "OFF") and sim.outlet(case.outlet) is False
         probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online", start=start)
         info = probe.wait_for("pdu/bridge/info", lambda m: unique.encode() in m.payload).payload.decode()
+        assert not sim.errors, sim.errors
     # no credential in an ack, bridge/info or any log line, at DEBUG
     assert SECRET not in json.dumps(acks) and SECRET not in info
     leaked = [r.getMessage() for r in caplog.records if SECRET in r.getMessage()]
@@ -258,3 +259,13 @@ def test_one_pdudaemon_conf_with_every_http_driver_runs_unchanged(fleet: Any, br
         output = proc.communicate(timeout=20)[0]
     assert proc.returncode == 0, output
     assert SECRET not in output
+    assert not [sim.errors for _, sim, _ in fleet if sim.errors]
+
+
+def test_port_0_is_a_port_for_devices_that_count_from_0() -> None:
+    from pdumqtt.config import ConfigError, load_config_data
+
+    pdu = load_config_data({"pdus": {"shelly": {"driver": "shelly_gen2", "ports": {"0": 0, "1": 1}}}}).pdus["shelly"]
+    assert pdu.resolve_port("0") == ("0", 0)
+    with pytest.raises(ConfigError, match="expected a number from 0"):
+        load_config_data({"pdus": {"shelly": {"driver": "shelly_gen2", "ports": {"x": -1}}}})

@@ -180,3 +180,20 @@ def test_ipv6_loopback() -> None:
         assert sim.address.startswith("[::1]:")
         make(sim).set(4, True)
         assert sim.outlets[4] is True
+
+
+def test_every_http_simulator_starts_from_pdumqtt_sim_options() -> None:
+    """Each HTTP device simulator registered for `pdumqtt sim` starts from its own defaults and answers."""
+    import requests
+
+    from pdumqtt import registry
+
+    kinds = {name: ep for name, ep in registry.names(registry.SIMULATOR_GROUP).items()
+             if ep.value.startswith("pdumqtt.simulators.") and issubclass(ep.load(), HttpSimulator)}
+    assert len(kinds) >= 12, sorted(kinds)
+    for name, ep in kinds.items():
+        cls = ep.load()
+        with cls(vol.Schema(cls.options)({})) as sim:
+            reply = requests.get(f"{sim.url}/no-such-page", verify=sim.ca_file or True, timeout=5)
+            assert reply.status_code in (401, 404, 405), (name, reply.status_code, reply.text)
+            assert not sim.errors, (name, sim.errors)
