@@ -97,6 +97,7 @@ def redact_url(url: str) -> str:
 class _RedactFilter(logging.Filter):
     """Cuts query strings and userinfo out of urllib3's request log lines, and masks secrets."""
 
+    #: Every driver's secrets: log records come from urllib3, which knows no driver.
     secrets: ClassVar[set[str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -158,6 +159,7 @@ class HttpDriver(Driver):
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         super().__init__(options, pdu=pdu, timeout=timeout)
         self._session: requests.Session | None = None
+        self._digest: HTTPDigestAuth | None = None
         self._secrets: set[str] = set()
         if options.get("password"):
             self.add_secret(options["password"])
@@ -194,7 +196,7 @@ class HttpDriver(Driver):
         verify = self._verify()
         try:
             with warnings.catch_warnings():
-                if verify is False:  # asked for: the option says so, once per PDU is in the config
+                if verify is False:  # the config asked for it; urllib3 would warn on every request
                     warnings.simplefilter("ignore", InsecureRequestWarning)
                 response = session.request(method, url, params=params, json=json, data=data, headers=headers,
                                            auth=self._auth() if auth else None,
@@ -270,7 +272,7 @@ class HttpDriver(Driver):
             self._session = requests.Session()
             self._session.trust_env = False  # a lab's proxy variables must not reroute device traffic
             self._session.headers["User-Agent"] = "pdumqtt"
-            self._digest: HTTPDigestAuth | None = None
+            self._digest = None
         return self._session
 
     def _auth(self) -> AuthBase | None:
