@@ -124,6 +124,11 @@ TOP_SCHEMA = vol.Schema({
         vol.Optional("device_based", default=False): bool,
     },
     vol.Optional("pdudaemon"): vol.Any(None, {vol.Optional("listen", default="127.0.0.1:16421"): _host_port}),
+    # the optional HTTP port: /metrics always, the live status page only when asked for
+    vol.Optional("http"): vol.Any(None, {
+        vol.Optional("listen", default="127.0.0.1:9421"): _host_port,
+        vol.Optional("status_page", default=False): bool,
+    }),
     vol.Optional("defaults", default={}): DEFAULTS_SCHEMA,
     vol.Required("pdus"): vol.All(dict, vol.Length(min=1, msg="expected at least one PDU")),
     vol.Optional("aliases", default={}): vol.Any(None, dict),
@@ -176,6 +181,7 @@ class Config:
     aliases: dict[str, Alias]
     homeassistant: dict[str, Any]
     pdudaemon: dict[str, Any] | None
+    http: dict[str, Any] | None = None
     source: str = "<data>"
 
     @property
@@ -267,7 +273,8 @@ def load_config_data(data: Any, source: str = "<data>") -> Config:
     defaults = top["defaults"]
     pdus = {name: _pdu(name, raw, defaults) for name, raw in top["pdus"].items()}
     return Config(mqtt=top["mqtt"], pdus=pdus, aliases=_aliases(top["aliases"], pdus),
-                  homeassistant=top["homeassistant"], pdudaemon=top.get("pdudaemon"), source=source)
+                  homeassistant=top["homeassistant"], pdudaemon=top.get("pdudaemon"), http=top.get("http"),
+                  source=source)
 
 
 def read_config_file(path: str | Path) -> Any:
