@@ -1,4 +1,4 @@
-"""The Home Assistant switch driver (``homeassistant`` and PDUDaemon's ``home-assistant-http``) against the HA simulator."""
+"""The Home Assistant switch driver (``homeassistant``, PDUDaemon's ``home-assistant-http``) against its simulator."""
 
 from __future__ import annotations
 
