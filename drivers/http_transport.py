@@ -7,7 +7,9 @@ A driver for an HTTP device subclasses :class:`HttpDriver` and calls :meth:`Http
   :data:`ADDRESS_OPTIONS` = ``host`` (``host[:port]``, :func:`HostAddress`), ``https`` (bool),
   ``verify`` (bool, check the device's certificate), ``ca_file`` (a CA bundle to check it
   with); :data:`AUTH_OPTIONS` = ``username``, ``password``, ``auth`` (``basic``/``digest``,
-  sent as an HTTP header when a password is set). :data:`HTTP_OPTIONS` is both.
+  sent as an HTTP header when a password is set; ``auto`` asks once without credentials
+  and answers whichever scheme the device's 401 challenge names, kept for the driver's
+  life). :data:`HTTP_OPTIONS` is both.
   A PDUDaemon-name class maps its own option names onto these in ``__init__``.
 - **Timeouts**: ``self.timeout`` for the connect and for each read.
 - **Connections**: one session per driver instance, made on the first request and kept
@@ -81,7 +83,7 @@ ADDRESS_OPTIONS: dict[Any, Any] = {
 AUTH_OPTIONS: dict[Any, Any] = {
     vol.Optional("username", default="admin"): str,
     vol.Optional("password"): str,
-    vol.Optional("auth", default="basic"): vol.All(vol.Lower, vol.In(["basic", "digest"])),
+    vol.Optional("auth", default="basic"): vol.All(vol.Lower, vol.In(["basic", "digest", "auto"])),
 }
 HTTP_OPTIONS: dict[Any, Any] = {**ADDRESS_OPTIONS, **AUTH_OPTIONS}
 
@@ -160,6 +162,7 @@ class HttpDriver(Driver):
         super().__init__(options, pdu=pdu, timeout=timeout)
         self._session: requests.Session | None = None
         self._digest: HTTPDigestAuth | None = None
+        self._learnt_auth: str | None = None  # for auth: auto, what the device's challenge asked for
         self._secrets: set[str] = set()
         if options.get("password"):
             self.add_secret(options["password"])
@@ -198,9 +201,17 @@ class HttpDriver(Driver):
             with warnings.catch_warnings():
                 if verify is False:  # the config asked for it; urllib3 would warn on every request
                     warnings.simplefilter("ignore", InsecureRequestWarning)
-                response = session.request(method, url, params=params, json=json, data=data, headers=headers,
+                def send() -> requests.Response:
+                    return session.request(method, url, params=params, json=json, data=data, headers=headers,
                                            auth=self._auth() if auth else None,
                                            timeout=(self.timeout, self.timeout), verify=verify)
+
+                response = send()
+                if auth and response.status_code == 401 and self._auth_mode() is None and self.config.get("password"):
+                    # auth: auto asked without credentials: answer the scheme the device challenges with
+                    challenge = response.headers.get("WWW-Authenticate", "").strip().lower()
+                    self._learnt_auth = "digest" if challenge.startswith("digest") else "basic"
+                    response = send()
         except requests.Timeout:
             self.close()
             raise self.error(f"{what}: no answer within {self.timeout:g} s") from None
@@ -275,12 +286,17 @@ class HttpDriver(Driver):
             self._digest = None
         return self._session
 
+    def _auth_mode(self) -> str | None:
+        """``basic`` or ``digest``; None while ``auth: auto`` has not seen the device's challenge."""
+        mode = self.config.get("auth") or "basic"
+        return self._learnt_auth if mode == "auto" else mode
+
     def _auth(self) -> AuthBase | None:
         password = self.config.get("password")
-        if not password:
+        if not password or self._auth_mode() is None:
             return None
         username = self.config.get("username") or ""
-        if self.config.get("auth") == "digest":
+        if self._auth_mode() == "digest":
             if self._digest is None:  # kept with the session: it counts nonces
                 self._digest = HTTPDigestAuth(username, password)
             return self._digest
