@@ -38,6 +38,9 @@ A driver::
 is the query; ``expect`` the statuses that count as success (any 2xx when ``None``);
 ``auth=False`` sends no Authorization header even when a password is configured (for
 devices that take credentials in the query). It returns the ``requests.Response``.
+
+Devices with a login page override ``session_opened()``: it runs before the first request
+of each new session (so again after any failure), and the cookies it gets are kept.
 """
 
 from __future__ import annotations
@@ -267,6 +270,13 @@ class HttpDriver(Driver):
         if not first <= port < first + count:
             raise DriverError(f"outlet {port} does not exist: {self.where} has outlets {first} to {first + count - 1}")
 
+    def session_opened(self) -> None:
+        """Called once for each new session, before its first request: log in here.
+
+        Cookies the device sets stay in the session until it is dropped (after a failure,
+        or ``close()``), and the next session logs in again. ``self.request`` works here.
+        """
+
     def close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
@@ -280,10 +290,16 @@ class HttpDriver(Driver):
 
     def _open(self) -> requests.Session:
         if self._session is None:
-            self._session = requests.Session()
-            self._session.trust_env = False  # a lab's proxy variables must not reroute device traffic
-            self._session.headers["User-Agent"] = "pdumqtt"
+            session = self._session = requests.Session()
+            session.trust_env = False  # a lab's proxy variables must not reroute device traffic
+            session.headers["User-Agent"] = "pdumqtt"
             self._digest = None
+            try:
+                self.session_opened()
+            except BaseException:
+                self.close()
+                raise
+            return session
         return self._session
 
     def _auth_mode(self) -> str | None:
