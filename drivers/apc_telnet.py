@@ -149,13 +149,15 @@ class ApcTelnet(Driver):
 
     def _cli(self, command: str) -> str:
         self._send(command.encode() + b"\r\n")
-        self._expect([rb"E\d{3}: [^\r\n]*"], f"the answer to {command.split()[0]}")
-        code = self.session.after.decode(errors="replace").strip()
-        self._expect([CLI_PROMPT], "the apc> prompt")
+        self._expect([CLI_PROMPT], f"the apc> prompt after {command.split()[0]}")
         body = self.session.before.decode(errors="replace")
+        m = re.search(r"E\d{3}: [^\r\n]*", body)
+        if m is None:
+            raise DriverError(f"{self._where} answered {command.split()[0]} without an E-code (expected E000: Success)")
+        code = m.group(0).strip()
         if not code.startswith("E000"):
             raise DriverError(f"{self._where} answered {command.split()[0]} with {code}")
-        return body
+        return body[m.end():]
 
     def _cli_state(self, port: int) -> bool:
         body = self._cli(f"olStatus {port}")

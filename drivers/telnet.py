@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import pexpect
 from pexpect.fdpexpect import fdspawn
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import Driver, DriverError, split_host
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
 ECHO, SGA = 1, 3
+T = TypeVar("T")
 
 
 class SessionLost(DriverError):
@@ -224,3 +226,39 @@ def pdudaemon_address(options: dict[str, Any], pdu: str, default_port: int, port
         raise DriverError(f"{key} {address!r} gives port {port} but {port_key} is {given}: keep one of them")
     port = port if port is not None else int(given) if given is not None else default_port
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class TelnetDriver(Driver):
+    """A driver that opens one telnet session per call: connect, ``login``, the work, ``logout``.
+
+    Subclasses set ``default_port`` and the device's dialogue; ``self.session`` does the I/O.
+    """
+
+    default_port: ClassVar[int] = 23
+    options: ClassVar[dict[Any, Any]] = {}
+
+    def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
+        super().__init__(options, pdu=pdu, timeout=timeout)
+        host, port = split_host(options["host"], self.default_port)
+        self.session = TelnetSession(host, port, timeout, secrets=(str(options.get("password") or ""),))
+
+    def login(self) -> None:
+        """Whatever the device wants before it takes commands (nothing by default)."""
+
+    def logout(self) -> None:
+        self.session.close()
+
+    def call(self, work: Callable[[], T]) -> T:
+        self.session.start_call()
+        try:
+            self.session.connect()
+            self.login()
+            result = work()
+        except BaseException:
+            self.session.close()
+            raise
+        self.logout()
+        return result
+
+    def close(self) -> None:
+        self.session.close()
