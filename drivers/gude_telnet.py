@@ -31,13 +31,14 @@ class GudeTelnet(TelnetDriver):
 
     def set(self, port: int, on: bool) -> None:
         def work() -> None:
-            self.session.line(f"port {port} state set {1 if on else 0}")
-            found = self.session.expect([OK, LOGIN, ERROR], f"OK. after port {port} state set")
+            command = f"port {port} state set {1 if on else 0}"
+            self.session.line(command)
+            found = self.session.expect([OK, LOGIN, ERROR], f"OK. after {command}")
             if found == 1:
                 raise DriverError(f"{self.session.where} asks for a login on its console; the gude1202 dialogue "
                                   "has none: turn the console password off (or use the device's HTTP interface)")
             if found == 2:
-                raise DriverError(f"{self.session.where} answered port {port} state set with "
+                raise DriverError(f"{self.session.where} answered {command} with "
                                   f"{shown(self.session.after, self.session.secrets)}")
         self.call(work)
 

@@ -19,9 +19,10 @@ from pdumqtt.drivers import DriverError, HostAddress
 from pdumqtt.drivers.telnet import TelnetDriver, pdudaemon_address, shown
 
 KSHELL_PORT = 1234
-OK = rb"250 OK"
-STATE = rb"250 ([01])(?![0-9])"
-REFUSED = rb"5\d\d [^\r\n]*\r?\n"  # the whole line, to quote it
+# Answers start a line: the greeting's random hash could hold "512 " or "250 ".
+OK = rb"(?m)^250 OK"
+STATE = rb"(?m)^250 ([01])(?![0-9])"
+REFUSED = rb"(?m)^5\d\d [^\r\n]*\r?\n"  # the whole line, to quote it
 
 
 class NetioKshell(TelnetDriver):
@@ -46,7 +47,7 @@ class NetioKshell(TelnetDriver):
 
     def login(self) -> None:
         self.session.line("")
-        self.session.expect([rb"502 UNKNOWN COMMAND", REFUSED], "KSHELL's 502 UNKNOWN COMMAND to an empty line")
+        self.session.expect([rb"(?m)^502 UNKNOWN COMMAND", REFUSED], "KSHELL's 502 UNKNOWN COMMAND to an empty line")
         self.session.line(f"login {self.config['username']} {self.config['password']}")
         if self.session.expect([OK, REFUSED], "the answer to login") == 1:
             raise DriverError(f"{self.session.where} refused the login "

@@ -278,11 +278,13 @@ class PduWorker:
                         self._confirm(name, number, on)
                 if not self._names_read:
                     self._read_outlet_names()
+            elif self._driver is not None and self._driver.has_ping():
+                self._call("ping", tries=1)  # it cannot read outlets, but can say whether it answers
             elif self.online is None:
                 self._set_online(True)  # nothing to ask the device: assume it is there until a call fails
         except CallFailed as e:
             log.warning("pdu %s: probe failed: %s", self.pdu.name, e)
-        readable = self._driver is not None and self._driver.can_read
+        readable = self._driver is not None and (self._driver.can_read or self._driver.has_ping())
         interval = self.pdu.poll_interval or (OFFLINE_PROBE_INTERVAL if not self.online else 0)
         if interval and (readable or self._driver is None):
             self._schedule(interval, self._probe)

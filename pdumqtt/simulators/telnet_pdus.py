@@ -4,7 +4,7 @@ This module owns three line-based telnet dialogues over real TCP sockets (one as
 loop each, see ``_aio``), written from the wire sequences PDUDaemon's ``gude1202``,
 ``netio4`` and ``synaccess`` drivers send and expect, with the outlets in memory
 (``outlet(n)``). Shared failure modes (``failure``, settable while running): ``silent``
-accepts and never answers, ``garbage`` greets and answers with some other device's
+accepts and never answers, ``garbage`` greets and answers with some other box's shell
 prompt (a wrong prompt), ``drop`` hangs up at the first line; a wrong login is refused
 as each device does. A simulator restarted after ``stop()`` listens on the same port.
 """
@@ -19,7 +19,7 @@ import voluptuous as vol
 
 from pdumqtt.simulators._aio import StreamSimulator
 
-GARBAGE = b"\r\nlogin: "  # a wrong prompt: some other box's login
+GARBAGE = b"\r\nBusyBox v1.36 built-in shell\r\n# "  # a wrong prompt: some other box's shell
 
 
 class _Hangup(Exception):
