@@ -139,3 +139,106 @@ def test_pdudaemon_address_forms() -> None:
         pdudaemon_address({"host": "10.0.0.5:http"}, "x", 23)
     with pytest.raises(DriverError, match="no address"):
         pdudaemon_address({}, "", 23)
+
+
+# --- through the daemon over MQTT, with PDUDaemon's names ----------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "layout"), [("apc7900", "ap7900"), ("apc9210", "ap9210"), ("apc7932", "ap7932"),
+                                              ("apc9218", "ap9218-occ")])
+def test_daemon_drives_each_walk(apc: Callable[..., ApcTelnetSimulator], daemon: Any, probe: Any, unique: str,
+                                 name: str, layout: str) -> None:
+    sim = apc(menu=layout, password="lab-pw", page_size=4)
+    pdu = f"{unique}-{name}"
+    daemon({"pdus": {pdu: {"driver": name, "hostname": sim.address, "password": "lab-pw", "ports": 8,
+                           "retries": 0, "timeout": 3, "cycle_delay": 0.2}}})
+    ack = probe.request(f"pdu/{pdu}/5/set", "ON")
+    assert (ack["status"], ack["state"], ack["error"]) == ("ok", "ON", None) and sim.outlet(5)
+    ack = probe.request(f"pdu/{pdu}/5/set", "CYCLE", timeout=15)
+    assert (ack["status"], ack["state"]) == ("ok", "ON") and sim.outlet(5)
+    ack = probe.request(f"pdu/{pdu}/5/set", "OFF")
+    assert (ack["status"], ack["state"]) == ("ok", "OFF") and not sim.outlet(5)
+    ack = probe.request(f"pdu/{pdu}/5/get")
+    assert (ack["status"], ack["state"]) == ("ok", "OFF")
+
+
+def test_daemon_wrong_walk_is_an_error_ack(apc: Callable[..., ApcTelnetSimulator], daemon: Any, probe: Any,
+                                           unique: str) -> None:
+    sim = apc(menu="ap7952")
+    pdu = f"{unique}-wrong"
+    daemon({"pdus": {pdu: {"driver": "apc9210", "host": sim.address, "ports": 8, "retries": 0, "timeout": 3}}})
+    ack = probe.request(f"pdu/{pdu}/1/set", "ON")
+    assert ack["status"] == "error" and "apc9210 walks 1- Outlet Manager" in ack["error"] and not sim.outlet(1)
+
+
+def test_daemon_faults_offline_and_back_online(apc: Callable[..., ApcTelnetSimulator], daemon: Any, probe: Any,
+                                               unique: str) -> None:
+    sim = apc(menu="ap7900", password="lab-pw")
+    pdu = f"{unique}-apc7920"
+    daemon({"pdus": {pdu: {"driver": "apc7920", "hostname": "127.0.0.1", "telnetport": port_of(sim),
+                           "password": "lab-pw", "ports": 2, "retries": 0, "timeout": 1.5, "poll_interval": 0.3}}})
+    probe.subscribe(f"pdu/{pdu}/availability")
+    probe.wait_for(f"pdu/{pdu}/availability", lambda m: m.payload == b"online")
+
+    def fault(break_it: Callable[[], None], mend: Callable[[], None], why: str) -> None:
+        mark = len(probe.messages)
+        break_it()
+        ack = probe.request(f"pdu/{pdu}/1/set", "ON", timeout=10)
+        assert ack["status"] == "error" and why in ack["error"], ack
+        assert "lab-pw" not in ack["error"]
+        probe.wait_for(f"pdu/{pdu}/availability", lambda m: m.payload == b"offline", start=mark)
+        mark = len(probe.messages)
+        mend()
+        probe.wait_for(f"pdu/{pdu}/availability", lambda m: m.payload == b"online", timeout=10, start=mark)
+
+    fault(lambda: sim.config.update(password="changed-pw"), lambda: sim.config.update(password="lab-pw"),
+          "refused the login: wrong username or password")
+    fault(lambda: sim.set_failure(wrong_prompt=True), lambda: sim.set_failure(wrong_prompt=False),
+          "while waiting for the User Name prompt (it sent 'login:")
+    fault(lambda: sim.set_failure(silent=True), lambda: sim.set_failure(silent=False), "no answer from")
+    fault(sim.stop, sim.start, f"cannot connect to {sim.address}")
+    assert not sim.outlet(1)
+    ack = probe.request(f"pdu/{pdu}/1/set", "ON")
+    assert ack["status"] == "ok" and sim.outlet(1)
+
+
+# --- pdudaemon.conf: converted by migrate, then run --------------------------------------------------------
+
+
+def test_migrate_converts_every_apc_name() -> None:
+    from pdumqtt.pdudaemon_conf import convert
+
+    names = [*NAMES, "apc8959"]
+    result = convert({"daemon": {"hostname": "127.0.0.1", "port": 16421},
+                      "pdus": {f"pdu-{n}.lab": {"driver": n, "telnetport": 2323, "username": "u", "password": "p",
+                                                "retries": 3} for n in names}})
+    assert not result.skipped
+    pdus = result.config["pdus"]
+    for n in names:
+        pdu = pdus[f"pdu-{n}.lab"]
+        assert (pdu["driver"], pdu["telnetport"], pdu["retries"]) == (n, 2323, 2)
+        cls = registry.load(n)
+        assert pdu["ports"] == (cls.fixed_ports or 48)
+        d = cls(vol.Schema(cls.options)({k: v for k, v in pdu.items() if k in ("telnetport", "username", "password")}),
+                pdu=f"pdu-{n}.lab")
+        assert d.session.where == f"pdu-{n}.lab:2323"
+        assert d.layout == NAMES.get(n)
+    assert pdus["pdu-apc7900.lab"]["ports"] == 8 and pdus["pdu-apc7952.lab"]["ports"] == 24
+
+
+def test_converted_pdudaemon_conf_runs(apc: Callable[..., ApcTelnetSimulator], daemon: Any, probe: Any,
+                                       unique: str) -> None:
+    from pdumqtt.pdudaemon_conf import convert
+
+    walks = {"apc7952": "ap7952", "apc7900": "ap7900", "apc7932": "ap7932", "apc9210": "ap9210",
+             "apc9218": "ap9218", "apc8959": "cli"}
+    sims = {n: apc(outlets=48, **({"firmware": "cli"} if m == "cli" else {"menu": m})) for n, m in walks.items()}
+    result = convert({"daemon": {"hostname": "127.0.0.1", "port": 16421, "listener": "http"},
+                      "pdus": {f"{unique}-{n}": {"driver": n, "hostname": "127.0.0.1", "telnetport": port_of(s)}
+                               for n, s in sims.items()}})
+    assert not result.skipped
+    result.config.pop("pdudaemon", None)  # no listener needed: the commands come over MQTT
+    daemon(result.config)
+    for n, sim in sims.items():
+        ack = probe.request(f"pdu/{unique}-{n}/8/set", "ON")
+        assert (ack["status"], ack["state"]) == ("ok", "ON") and sim.outlet(8), (n, ack)
