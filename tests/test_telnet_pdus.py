@@ -8,11 +8,16 @@ offline and come back online by itself.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import voluptuous as vol
+import yaml
 from support import free_port
 
 from pdumqtt import registry
@@ -236,3 +241,31 @@ def test_migrate_converts_and_the_converted_config_runs(sims: Callable[..., Any]
     for kind, sim in running.items():
         ack = probe.request(f"pdu/{unique}-{kind}/4/set", "ON")
         assert (ack["status"], ack["state"]) == ("ok", "ON") and sim.outlet(4), (kind, ack)
+
+
+def test_pdumqtt_sim_runs_them(tmp_path: Path) -> None:
+    config = tmp_path / "sims.yaml"
+    config.write_text(yaml.safe_dump({
+        "gude": {"kind": "gude_telnet", "outlets": 2},
+        "netio": {"kind": "netio_kshell", "password": "pw"},
+        "syn": {"kind": "synaccess_telnet"},
+        "ap9210": {"kind": "apc_telnet", "menu": "ap9210"},
+    }))
+    proc = subprocess.Popen([sys.executable, "-m", "pdumqtt", "sim", "-c", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    addresses: dict[str, str] = {}
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # one line per simulator, then it serves until stopped
+            name, _, rest = line.partition(":")
+            if " at 127.0.0.1:" in rest:
+                addresses[name.strip()] = rest.rsplit(" at ", 1)[1].strip()
+            if len(addresses) == 4:
+                break
+        for name, driver_name, extra in [("gude", "gude_telnet", {}), ("netio", "netio_kshell", {"password": "pw"}),
+                                         ("syn", "synaccess_telnet", {}), ("ap9210", "apc9210", {})]:
+            driver(driver_name, {"host": addresses[name], **extra}, timeout=5).set(2, True)
+        assert driver("netio_kshell", {"host": addresses["netio"], "password": "pw"}).get(2) is True
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
