@@ -269,3 +269,23 @@ def test_pdumqtt_sim_runs_them(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
+
+
+@pytest.mark.parametrize("kind", ["gude", "netio"])
+def test_offline_pdu_is_probed_without_poll_interval(sims: Callable[..., Any], daemon: Any, probe: Any,
+                                                     unique: str, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pdumqtt import runner
+
+    monkeypatch.setattr(runner, "OFFLINE_PROBE_INTERVAL", 0.3)  # 30 s in service
+    sim = sims(kind, outlets=4, **({"username": "lab", "password": "lab-pw"} if kind != "gude" else {}))
+    pdu = f"{unique}-{kind}"
+    daemon({"pdus": {pdu: {**pdudaemon_entry(kind, sim), "ports": 4, "retries": 0, "timeout": 1}}})
+    probe.subscribe(f"pdu/{pdu}/availability")
+    probe.wait_for(f"pdu/{pdu}/availability", lambda m: m.payload == b"online")
+    mark = len(probe.messages)
+    sim.stop()
+    assert probe.request(f"pdu/{pdu}/1/set", "ON")["status"] == "error"
+    probe.wait_for(f"pdu/{pdu}/availability", lambda m: m.payload == b"offline", start=mark)
+    mark = len(probe.messages)
+    sim.start()
+    probe.wait_for(f"pdu/{pdu}/availability", lambda m: m.payload == b"online", timeout=10, start=mark)
