@@ -205,24 +205,35 @@ class ApcTelnet(Driver):
             if self.layout == "ap9210":
                 raise self._wrong_walk("ap9210", f"the main menu has no 1- Outlet Manager ({_entries(main)})")
             text = self._choose("1", "the Device Manager menu")
-            if OUTLET_ROW.search(text):
-                self._found("ap9218", "the Device Manager menu lists the outlets itself")
-                family, depth = "ap9218", 1
-            elif m := re.search(rb"(\d+)- Outlet Management", text):
-                self._found("ap79xx", f"the Device Manager menu has {_entries(text)}")
-                text = self._choose(m.group(1).decode(), "the Outlet Management menu")
+            managed = re.search(rb"(\d+)- Outlet Management", text)
+            occ = re.search(rb"(\d+)- Outlet Control/Configuration", text)
+            listed = OUTLET_ROW.search(text) is not None
+            saw = ("the Device Manager menu lists the outlets itself" if listed
+                   else f"the Device Manager menu has {_entries(text)}")
+            # a configured layout walks its own way; auto goes by what the menu offers
+            family = _TO_LIST[self.layout] if self.layout else (
+                "ap9218" if listed else "ap79xx" if managed else "ap7900" if occ else None)
+            if family is None:
+                raise DriverError(f"{self._where}: found no outlet list in the Device Manager menu ({_entries(text)})")
+            if family == "ap9218":
+                if not listed and (managed or occ):
+                    raise self._wrong_walk(self.layout or "ap9218", saw)
+                depth = 1
+            elif family == "ap79xx":
+                if managed is None:
+                    raise self._wrong_walk(self.layout or "ap7952", saw)
+                text = self._choose(managed.group(1).decode(), "the Outlet Management menu")
                 m = re.search(rb"(\d+)- Outlet Control/Configuration", text)
                 if m is None:
                     raise DriverError(f"{self._where}: the Outlet Management menu has no Outlet Control/Configuration "
                                       f"entry ({_entries(text)})")
                 text = self._choose(m.group(1).decode(), "the outlet list")
-                family, depth = "ap79xx", 3
-            elif m := re.search(rb"(\d+)- Outlet Control/Configuration", text):
-                self._found("ap7900", f"the Device Manager menu has {_entries(text)}")
-                text = self._choose(m.group(1).decode(), "the outlet list")
-                family, depth = "ap7900", 2
-            else:
-                raise DriverError(f"{self._where}: found no outlet list in the Device Manager menu ({_entries(text)})")
+                depth = 3
+            elif family == "ap7900":
+                if occ is None:
+                    raise self._wrong_walk(self.layout or "ap7900", saw)
+                text = self._choose(occ.group(1).decode(), "the outlet list")
+                depth = 2
         else:
             raise DriverError(f"{self._where}: the main menu has neither 1- Device Manager nor 1- Outlet Manager "
                               f"({_entries(main)})")
@@ -272,9 +283,10 @@ class ApcTelnet(Driver):
                 raise self._wrong_walk(layout, f"outlet {port}'s screen has no {want} entry ({_entries(text)})")
             text = self._choose("1", f"outlet {port}'s control menu")
             depth += 1
-        if on_text not in text or off_text not in text:
-            raise self._wrong_walk(layout, f"outlet {port}'s control menu has no {on_text.decode()}/"
-                                           f"{off_text.decode()} entries ({_entries(text)})")
+        wanted = on_text if action == "on" else off_text
+        if wanted not in text:
+            raise self._wrong_walk(layout, f"outlet {port}'s control menu has no {wanted.decode()} entry "
+                                           f"({_entries(text)})")
         self.found_layout = layout
         self._send({"on": b"1", "off": b"2"}[action] + b"\r\n")
         self._expect([CONFIRM], "the YES confirmation")

@@ -57,7 +57,10 @@ class SynaccessTelnet(TelnetDriver):
     def set(self, port: int, on: bool) -> None:
         def work() -> None:
             command = f"pset {port} {1 if on else 0}"
-            self.session.line(command)
+            # ENTER around the command, as PDUDaemon sends it: a fresh prompt before, and one after
+            self.session.line("")
+            self.session.expect([PROMPT], "the > prompt")
+            self.session.send(f"{command}\r\n\r\n".encode())
             self.session.expect([PROMPT], f"the > prompt after {command}")
             refusal = self._refusal()
             if refusal:

@@ -92,6 +92,8 @@ def test_native_driver_finds_its_way_through_every_layout(apc: Callable[..., Apc
     ("apc9218", "ap9210", "the main menu has 1- Outlet Manager"),
     ("apc9218", "ap7952", "the Device Manager menu has 1- Phase Management"),
     ("apc7920", "ap9218", "the Device Manager menu lists the outlets itself"),
+    ("apc7932", "ap7900", "the Device Manager menu has 1- Phase Monitor/Configuration"),
+    ("apc9210", "ap7952", "the main menu has no 1- Outlet Manager (1- Device Manager, 2- Network"),
 ])
 def test_a_wrong_walk_fails_clearly_and_switches_nothing(apc: Callable[..., ApcTelnetSimulator], name: str,
                                                          layout: str, why: str) -> None:
