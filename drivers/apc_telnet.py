@@ -326,7 +326,7 @@ class _ApcTelnetName(ApcTelnet):
     options = {
         vol.Optional("hostname"): str,
         vol.Optional("host"): str,
-        vol.Optional("telnetport"): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
+        vol.Optional("telnetport", default=23): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
         vol.Optional("username", default="apc"): str,
         vol.Optional("password", default="apc"): str,
         vol.Optional("keepalive", default=False): bool,

@@ -54,7 +54,7 @@ class Gude1202(GudeTelnet):
     options = {
         vol.Optional("hostname"): str,
         vol.Optional("host"): str,
-        vol.Optional("telnetport"): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
+        vol.Optional("telnetport", default=23): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
     }
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:

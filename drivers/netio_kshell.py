@@ -73,7 +73,7 @@ class Netio4(NetioKshell):
     options = {
         vol.Optional("hostname"): str,
         vol.Optional("host"): str,
-        vol.Optional("telnetport"): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
+        vol.Optional("telnetport", default=1234): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
         vol.Optional("username", default="admin"): str,
         vol.Optional("password", default="admin"): str,
     }

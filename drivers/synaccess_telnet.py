@@ -75,7 +75,7 @@ class SynNetBooter(SynaccessTelnet):
     options = {
         vol.Optional("hostname"): str,
         vol.Optional("host"): str,
-        vol.Optional("telnetport"): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
+        vol.Optional("telnetport", default=23): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
         vol.Optional("username", default="admin"): str,
         vol.Optional("password", default="admin"): str,
     }

@@ -215,14 +215,15 @@ def pdudaemon_address(options: dict[str, Any], pdu: str, default_port: int, port
 
     The host is ``host``, ``hostname`` or, as in pdudaemon.conf, the PDU's own name. A
     port written in the host (``127.0.0.1:2323``) wins over ``telnetport``'s default;
-    given both, and different, is a mistake we name.
+    a ``telnetport`` other than the default and other than the host's port is a mistake
+    we name.
     """
     address = str(options.get("host") or options.get("hostname") or pdu or "")
     if not address:
         raise DriverError("no address: set hostname (or host), or name the PDU after its host")
     host, port = host_and_port(address)
     given = options.get(port_key)
-    if port is not None and given is not None and int(given) != port:
+    if port is not None and given is not None and int(given) not in (port, default_port):
         key = "host" if options.get("host") else "hostname"
         raise DriverError(f"{key} {address!r} gives port {port} but {port_key} is {given}: keep one of them")
     port = port if port is not None else int(given) if given is not None else default_port

@@ -135,8 +135,9 @@ def test_pdudaemon_address_forms() -> None:
     assert pdudaemon_address({"hostname": "10.0.0.5:2323", "telnetport": 2323}, "x", 23) == "10.0.0.5:2323"
     assert pdudaemon_address({"host": "fd00::5"}, "x", 1234) == "[fd00::5]:1234"
     assert pdudaemon_address({"host": "[fd00::5]:99"}, "x", 23) == "[fd00::5]:99"
-    with pytest.raises(DriverError, match=r"hostname '10\.0\.0\.5:2323' gives port 2323 but telnetport is 23"):
-        pdudaemon_address({"hostname": "10.0.0.5:2323", "telnetport": 23}, "x", 23)
+    assert pdudaemon_address({"hostname": "10.0.0.5:2323", "telnetport": 23}, "x", 23) == "10.0.0.5:2323"
+    with pytest.raises(DriverError, match=r"hostname '10\.0\.0\.5:2323' gives port 2323 but telnetport is 2424"):
+        pdudaemon_address({"hostname": "10.0.0.5:2323", "telnetport": 2424}, "x", 23)
     with pytest.raises(DriverError, match="bad port"):
         pdudaemon_address({"host": "10.0.0.5:http"}, "x", 23)
     with pytest.raises(DriverError, match="no address"):
