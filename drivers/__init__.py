@@ -65,6 +65,19 @@ class Driver:
         """Return True when outlet ``port`` is on, read from the device."""
         raise DriverError(f"{type(self).__name__} cannot read outlet state")
 
+    def ping(self) -> None:
+        """Check that the device answers, switching nothing; raise DriverError when it does not.
+
+        For drivers that cannot read outlets: the runner probes with it (while the PDU is
+        offline, or every ``poll_interval``), so such a PDU comes back online by itself.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def has_ping(cls) -> bool:
+        """True when the driver overrides :meth:`ping`."""
+        return cls.ping is not Driver.ping
+
     @classmethod
     def has_native_cycle(cls) -> bool:
         """True when the driver overrides :meth:`cycle` to use the device's own reboot."""
