@@ -81,7 +81,7 @@ CASES = [
          lambda s: {"port": int(s.address.split(":")[1]), "api_key": SECRET}, 2, 2, 2, by_name=True),
     Case("intellinet", IntellinetSimulator, {"password": SECRET},
          lambda s: {"port": int(s.address.split(":")[1]), "username": "admin", "password": SECRET}, 0, 0,
-         {"0": 0, "1": 1}, by_name=True),
+         2, by_name=True),
     Case("ip9850", AviosysSimulator, {"password": SECRET}, lambda s: {"username": "admin", "password": SECRET},
          3, 3, by_name=True),
     Case("LindyIPowerClassic8", LindyIpowerSimulator, {"username": "snmp", "password": SECRET},
@@ -96,7 +96,7 @@ CASES = [
          lambda s: {"username": "lab", "password": SECRET}, 5, 5, 8, by_name=True),
     Case("servertechpro2", ServertechPro2Simulator, {"password": SECRET, "outlet_ids": ["1", "2"]},
          lambda s: {"ip": s.address, "protocol": "https", "insecure": True, "password": SECRET}, 2, 2, 2),
-    Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
+    Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, 2, by_name=True),
 ]
 
 
@@ -183,11 +183,11 @@ def test_migrate_keeps_the_name_and_options(case: Case) -> None:
     assert {k: v for k, v in converted.items() if k not in ("driver", "ports")} == options
     cls = registry.load(case.driver)
     fixed = cls.fixed_ports or options.get("port_count")
-    if fixed and cls.first_port == 0:  # PDUDaemon's port numbers, from 0
-        assert converted["ports"] == {str(n): n for n in range(fixed)}
-    elif fixed:
+    if fixed:
         assert converted["ports"] == fixed
-    load_config_data(result.config)
+    pdus = load_config_data(result.config).pdus
+    if cls.first_port == 0:  # PDUDaemon's port numbers, from 0: ports 0 to N-1
+        assert pdus[name].resolve_port("0") == ("0", 0)
 
 
 def _loopback_80(n: int) -> str | None:
@@ -265,7 +265,9 @@ def test_one_pdudaemon_conf_with_every_http_driver_runs_unchanged(fleet: Any, br
 def test_port_0_is_a_port_for_devices_that_count_from_0() -> None:
     from pdumqtt.config import ConfigError, load_config_data
 
-    pdu = load_config_data({"pdus": {"shelly": {"driver": "shelly_gen2", "ports": {"0": 0, "1": 1}}}}).pdus["shelly"]
+    pdu = load_config_data({"pdus": {"shelly": {"driver": "shelly_gen2", "ports": 2}}}).pdus["shelly"]
     assert pdu.resolve_port("0") == ("0", 0)
     with pytest.raises(ConfigError, match="expected a number from 0"):
         load_config_data({"pdus": {"shelly": {"driver": "shelly_gen2", "ports": {"x": -1}}}})
+    with pytest.raises(ConfigError, match="expected a number from 1"):  # the native driver counts from 1
+        load_config_data({"pdus": {"shelly": {"driver": "shelly_rpc", "ports": {"0": 0}}}})
