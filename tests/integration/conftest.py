@@ -82,3 +82,17 @@ def run_daemon() -> Iterator[Callable[..., Any]]:
 def loopback_address() -> str:
     """A 127.x.y.z of this run's own: for programs that only speak to a fixed port (pduclient: 16421)."""
     return f"127.{os.getpid() % 200 + 20}.{uuid.uuid4().int % 250 + 1}.{uuid.uuid4().int % 250 + 1}"
+
+
+@pytest.fixture
+def listening_demo(run_daemon: Callable[..., Any], own_broker: Broker) -> Any:
+    """The demo config (examples/demo.yaml) with PDUDaemon's listener on port 16421 of an
+    address of its own, and one PDU more that never answers (``dead``)."""
+    import yaml
+    from support import ROOT
+
+    demo = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
+    demo["defaults"].update({"cycle_delay": 0.3, "retries": 0, "timeout": 2})
+    demo["pdus"]["dead"] = {"driver": "sim", "ports": 2, "unreachable": True}
+    demo["pdudaemon"] = {"listen": f"{loopback_address()}:16421"}
+    return run_daemon(demo, own_broker)
