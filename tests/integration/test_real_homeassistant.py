@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import environment
-from support import Broker, Probe, accepts, free_port, wait_until
+from support import ROOT, Broker, Probe, accepts, free_port, wait_until
 
 from pdumqtt.drivers.sim import device
 
@@ -220,6 +220,37 @@ def test_availability_follows_each_pdu_and_the_daemon(hass: HomeAssistant, pdumq
     pdumqtt_for_ha["start"]()
     hass.wait_state("switch.it_rack_outlet_2", "off")
     hass.wait_state("button.it_rack_outlet_1_restart", "available")
+
+
+def test_the_shipped_example_config_and_stale_entities_leaving(hass: HomeAssistant, pdumqtt_for_ha: Any,
+                                                               own_broker: Broker) -> None:
+    """examples/homeassistant/pdumqtt.yaml in place of the config above, under the same base
+    topic: its PDUs appear, and the ones that left the config leave Home Assistant."""
+    from pdumqtt.config import load_config
+    from pdumqtt.daemon import Daemon
+
+    pdumqtt_for_ha["stop"]()
+    config = load_config(ROOT / "examples" / "homeassistant" / "pdumqtt.yaml")
+    config.mqtt["client_id"] = "it-ha-example"
+    example = Daemon(config, broker=(own_broker.host, own_broker.port))  # its broker: this module's
+    example.start()
+    try:
+        for port in range(1, 9):
+            label = "rpi4_01" if port == 3 else f"outlet_{port}"  # outlet 3 is named after its alias
+            assert hass.wait_state(f"switch.lab_pdu1_{label}", "available")["attributes"]["device_class"] == "outlet"
+            hass.wait_state(f"button.lab_pdu1_{label}_restart", "available")
+        for name in ("dut1", "dut2", "fan", "light"):
+            hass.wait_state(f"switch.bench_relays_{name}", "available")
+        deadline = time.monotonic() + 20
+        while any(hass.state(entity) for entity in ENTITIES):  # their configs were cleared: gone
+            assert time.monotonic() < deadline, [e for e in ENTITIES if hass.state(e)]
+            time.sleep(0.1)
+        hass.service("switch", "turn_on", "switch.lab_pdu1_rpi4_01")
+        hass.wait_state("switch.lab_pdu1_rpi4_01", "on")
+        assert device("lab-pdu1").outlets[3] is True
+    finally:
+        example.stop()
+        pdumqtt_for_ha["start"]()  # back as it was, for the test after
 
 
 def test_no_mqtt_warning_or_error_in_home_assistants_log(hass: HomeAssistant, pdumqtt_for_ha: Any) -> None:
