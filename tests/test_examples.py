@@ -290,3 +290,17 @@ def test_home_assistant_example_config() -> None:
     load_config_data(data)
     assert mqtt.topic_matches_sub("homeassistant/+/pdumqtt_pdu/+/config",
                                   "homeassistant/switch/pdumqtt_pdu/lab-pdu1_3/config")
+
+
+def test_readme_compatibility_table_names_the_versions_the_integration_tests_run() -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    try:
+        from envs import VERSIONS
+    finally:
+        sys.path.pop(0)
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### Compatibility"):readme.index("## Performance")]
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    for program, row in (("homeassistant", "Home Assistant core"), ("node-red", "Node-RED"),
+                         ("labgrid", "labgrid"), ("pdudaemon", "PDUDaemon's `pduclient`")):
+        assert f"| {VERSIONS[program]} " in rows[row], (program, rows[row])
