@@ -72,9 +72,9 @@ def _run(argv: list[str], deadline: float, cwd: Path | None = None) -> str:
 
 
 def _venv(path: Path, deadline: float) -> Path:
-    # the interpreter these tests run on: Python 3.11 on the project's machines
-    _run([sys.executable if sys.prefix == sys.base_prefix else os.path.join(sys.base_prefix, "bin", "python3"),
-          "-m", "venv", str(path)], deadline)
+    # the interpreter these tests run on (Python 3.11 on the project's machines); from inside a
+    # venv, venv builds on the base interpreter, not on that venv
+    _run([sys.executable, "-m", "venv", str(path)], deadline)
     pip = path / "bin" / "pip"
     _run([str(pip), "install", "-q", "--upgrade", "pip"], deadline)
     return pip
@@ -166,7 +166,7 @@ INSTALLERS: dict[str, Callable[[Path, str, float], None]] = {
 def _recipe(program: str) -> str:
     """What the install of ``program`` depends on: a change to any of it installs it again."""
     extra = [HA_EXTRA_CONSTRAINTS, HA_INTEGRATIONS, _MANIFEST_WALK] if program == "homeassistant" else []
-    steps = inspect.getsource(INSTALLERS[program])
+    steps = inspect.getsource(INSTALLERS[program]) + inspect.getsource(_venv)
     text = json.dumps([program, VERSIONS[program], extra, steps, sys.version_info[:2]])
     return hashlib.sha256(text.encode()).hexdigest()
 
