@@ -293,11 +293,8 @@ def test_home_assistant_example_config() -> None:
 
 
 def test_readme_compatibility_table_names_the_versions_the_integration_tests_run() -> None:
-    sys.path.insert(0, str(ROOT / "tests" / "integration"))
-    try:
-        from envs import VERSIONS
-    finally:
-        sys.path.pop(0)
+    from integration.envs import VERSIONS
+
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("### Compatibility"):readme.index("## Performance")]
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}

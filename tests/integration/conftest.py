@@ -14,39 +14,20 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from envs import VERSIONS, InstallError, ensure
 from support import Broker, start_mosquitto, wait_until
 
-_installed: dict[str, Path | InstallError] = {}
+from integration.envs import VERSIONS, installed
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     needed = sorted({getattr(item.module, "PROGRAM", None) for item in session.items
                      if item.get_closest_marker("integration")} - {None})
     for program in needed:
-        print(f"\nintegration: {program} {VERSIONS[program]} ...", end="", file=sys.stderr, flush=True)
-        try:
-            _installed[program] = ensure(program)
-        except InstallError as e:
-            _installed[program] = e
-        print(" ready" if isinstance(_installed[program], Path) else " FAILED", file=sys.stderr)
-
-
-def environment(program: str) -> Path:
-    """The cached environment of ``program``; fails the test when it could not be installed."""
-    if program not in _installed:
-        try:
-            _installed[program] = ensure(program)
-        except InstallError as e:
-            _installed[program] = e
-    found = _installed[program]
-    if isinstance(found, InstallError):
-        pytest.fail(str(found), pytrace=False)
-    return found
+        print(f"\nintegration: {program} {VERSIONS[program]} ...", file=sys.stderr, flush=True)
+        installed.prefetch(program)
 
 
 @pytest.fixture(scope="module")

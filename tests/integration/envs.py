@@ -195,6 +195,33 @@ def ensure(program: str) -> Path:
         return path
 
 
+class _Installed:
+    """What each program's install gave in this run: its path, or the error it failed with."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, Path | InstallError] = {}
+
+    def prefetch(self, program: str) -> None:
+        if program not in self._done:
+            try:
+                self._done[program] = ensure(program)
+            except InstallError as e:
+                self._done[program] = e
+
+    def __call__(self, program: str) -> Path:
+        """The environment of ``program``; fails the test (not a skip) when it could not be installed."""
+        import pytest
+
+        self.prefetch(program)
+        found = self._done[program]
+        if isinstance(found, InstallError):
+            pytest.fail(str(found), pytrace=False)
+        return found
+
+
+installed = _Installed()
+
+
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(VERSIONS):
         print(ensure(name))

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import environment
 from support import ROOT, Broker, Probe, accepts, free_port, wait_until
 
+from integration.envs import installed
 from pdumqtt.drivers.sim import device
 
 PROGRAM = "homeassistant"
@@ -117,7 +117,7 @@ class HomeAssistant:
 
 @pytest.fixture(scope="module")
 def hass(own_broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeAssistant]:
-    env = environment(PROGRAM)
+    env = installed(PROGRAM)
     config_dir = tmp_path_factory.mktemp("hass")
     port = free_port()
     (config_dir / "configuration.yaml").write_text(HA_CONFIG.format(port=port))

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import environment
 from support import ROOT
 
+from integration.envs import installed
 from pdumqtt.drivers.sim import device
 
 PROGRAM = "labgrid"
@@ -36,7 +36,7 @@ def labgrid(tmp_path: Path, daemon: Any, *actions: str, **port: Any) -> subproce
     env["targets"]["main"]["drivers"]["PDUDaemonDriver"]["delay"] = 0.5
     path = tmp_path / "env.yaml"
     path.write_text(yaml.safe_dump(env))
-    return subprocess.run([str(environment(PROGRAM) / "bin" / "python"), "-c", SCRIPT, str(path), *actions],
+    return subprocess.run([str(installed(PROGRAM) / "bin" / "python"), "-c", SCRIPT, str(path), *actions],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import environment
 from support import ROOT, Broker, Probe, accepts, free_port, wait_until
+
+from integration.envs import installed
 
 PROGRAM = "node-red"
 pytestmark = pytest.mark.integration
@@ -68,7 +69,7 @@ def flow_for_test(broker: Broker) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def node_red(own_broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = environment(PROGRAM)
+    env = installed(PROGRAM)
     user_dir = tmp_path_factory.mktemp("node-red")
     port = free_port()
     (user_dir / "settings.js").write_text(SETTINGS.format(port=port))

@@ -13,9 +13,9 @@ import subprocess
 from typing import Any
 
 import pytest
-from conftest import environment
 from support import ROOT
 
+from integration.envs import installed
 from pdumqtt.drivers.sim import device
 
 PROGRAM = "pdudaemon"
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 def pduclient(daemon: Any, *args: str) -> subprocess.CompletedProcess[str]:
     host = daemon.listener.address[0]
-    return subprocess.run([str(environment(PROGRAM) / "bin" / "pduclient"), "--daemon", host, *args],
+    return subprocess.run([str(installed(PROGRAM) / "bin" / "pduclient"), "--daemon", host, *args],
                           capture_output=True, text=True, timeout=60)
 
 
