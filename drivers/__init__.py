@@ -47,6 +47,10 @@ class Driver:
     #: The outlets of the model a PDUDaemon name stands for, where the name fixes them;
     #: ``pdumqtt migrate`` gives a converted PDU that many ports.
     fixed_ports: ClassVar[int | None] = None
+    #: The number of the device's first outlet: 1, or 0 on a PDUDaemon name whose driver numbered
+    #: outlets from 0 (conrad197720), so that its users' requests keep their numbers. With 0,
+    #: ``ports: N`` means ports 0 to N-1 and ``set``/``get`` are given those numbers.
+    first_port: ClassVar[int] = 1
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         self.config = options

@@ -80,6 +80,7 @@ def daemon(config_path: str, broker: str | None, client_id: str | None, log_leve
     """
     from pdumqtt.broker import BrokerError
     from pdumqtt.daemon import Daemon
+    from pdumqtt.monitor import MonitorError
     from pdumqtt.pdudaemon import ListenerError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -91,7 +92,7 @@ def daemon(config_path: str, broker: str | None, client_id: str | None, log_leve
         config.mqtt["client_id"] = client_id
     try:
         Daemon(config, broker=_broker(broker) if broker else None).run()
-    except (BrokerError, ListenerError) as e:
+    except (BrokerError, ListenerError, MonitorError) as e:
         _fail(str(e), EXIT_ERROR)
 
 

@@ -296,7 +296,8 @@ def test_readme_compatibility_table_names_the_versions_the_integration_tests_run
     from integration.envs import VERSIONS
 
     readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("### Compatibility"):readme.index("## Performance")]
+    start = readme.index("### Compatibility")
+    table = readme[start:readme.index("\n## ", start)]
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
     for program, row in (("homeassistant", "Home Assistant core"), ("node-red", "Node-RED"),
                          ("labgrid", "labgrid"), ("pdudaemon", "PDUDaemon's `pduclient`")):
