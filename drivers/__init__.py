@@ -70,7 +70,7 @@ class Driver:
     #: ``pdumqtt migrate`` gives a converted PDU that many ports.
     fixed_ports: ClassVar[int | None] = None
     #: The number of the device's first outlet: 1, or 0 on a PDUDaemon name whose driver numbered
-    #: outlets from 0 (conrad197720), so that its users' requests keep their numbers. With 0,
+    #: outlets from 0 (conrad197720, shelly_gen2, intellinet), so that its users' requests keep their numbers. With 0,
     #: ``ports: N`` means ports 0 to N-1 and ``set``/``get`` are given those numbers.
     first_port: ClassVar[int] = 1
     #: True when the driver has ``meter_outlet`` and/or ``meter_pdu``: power, current, voltage, energy.
@@ -84,6 +84,10 @@ class Driver:
         self.config = options
         self.pdu = pdu
         self.timeout = timeout
+        #: The PDU's port names by number, from the config's ``ports`` (set by the runner before
+        #: the first call), for devices that address outlets by name: ESPHome entity ids, Home
+        #: Assistant entities. Empty when the driver is used on its own.
+        self.port_names: dict[int, str] = {}
 
     def set(self, port: int, on: bool) -> Reading | None:
         """Switch outlet ``port`` (1-based) on or off; raise DriverError on failure.
@@ -95,6 +99,19 @@ class Driver:
     def get(self, port: int) -> bool:
         """Return True when outlet ``port`` is on, read from the device."""
         raise DriverError(f"{type(self).__name__} cannot read outlet state")
+
+    def ping(self) -> None:
+        """Check that the device answers, switching nothing; raise DriverError when it does not.
+
+        For drivers that cannot read outlets: the runner probes with it (while the PDU is
+        offline, or every ``poll_interval``), so such a PDU comes back online by itself.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def has_ping(cls) -> bool:
+        """True when the driver overrides :meth:`ping`."""
+        return cls.ping is not Driver.ping
 
     @classmethod
     def has_native_cycle(cls) -> bool:

@@ -4,7 +4,7 @@ Each check returns findings (ok, warning or problem, with what to do). The check
 read: the broker is probed on topics of the doctor's own (``pdumqtt-doctor/<id>/...``),
 and a PDU is read through the running daemon's queue when a daemon serves it, so the
 doctor never talks to a device at the same time as the daemon; without a daemon it
-reads the device directly, and only with drivers that can read without switching.
+reads (or pings) the device directly, and only with drivers that can do so without switching.
 """
 
 from __future__ import annotations
@@ -357,19 +357,20 @@ class Doctor:
             else:
                 self.say(PROBLEM, subject, f"the daemon could not read it: {ack.get('error')}")
             return
-        if not cls.can_read:
-            self.say(OK, subject, f"{pdu.driver} cannot read without switching: not checked")
+        if not cls.can_read and not cls.has_ping():
+            self.say(OK, subject, f"{pdu.driver} cannot read or ping without switching: not checked")
             return
         self._read_directly(pdu, cls, subject)
 
     def _read_directly(self, pdu: PduConfig, cls: Any, subject: str) -> None:
+        """A read of the first outlet, or a ping where the driver cannot read."""
         port_name, number = next(iter(pdu.ports.items()))
         result: list[Any] = []
 
         def read() -> None:
             driver = cls(pdu.options, pdu=pdu.name, timeout=pdu.timeout)
             try:
-                result.append(driver.get(number))
+                result.append(driver.get(number) if cls.can_read else driver.ping())
             except Exception as e:  # a driver failing in any way is the finding itself
                 result.append(e)
             finally:
@@ -385,6 +386,8 @@ class Doctor:
             self.say(PROBLEM, subject, str(result[0]))
         elif isinstance(result[0], Exception):
             self.say(PROBLEM, subject, f"{type(result[0]).__name__}: {str(result[0])[:160]}")
+        elif result[0] is None:
+            self.say(OK, subject, "answers (a ping: the driver cannot read outlets)")
         else:
             self.say(OK, subject, f"answers: port {port_name} is {'ON' if result[0] else 'OFF'}")
 

@@ -218,6 +218,7 @@ class PduWorker:
         self._cycling: dict[int, _Cycle] = {}  # port number -> the cycle under way there
         self._known: dict[int, bool] = {}
         self._names_read = False
+        self._probe_due = False  # a probe is on the timers: never start a second chain
         self._driver: Driver | None = None
         self._caller: _CallThread | None = None
         self._stopping = threading.Event()
@@ -252,7 +253,7 @@ class PduWorker:
     # --- the worker thread -----------------------------------------------------------
 
     def _run(self) -> None:
-        self._schedule(0.0, self._probe)
+        self._schedule_probe(0.0)
         if self._meter.wanted:
             self._schedule(0.0, self._meter_due)
         while (job := self._next_job()) is not None:
@@ -354,9 +355,17 @@ class PduWorker:
         if online != self.online:
             self.online = online
             self.publisher.availability(self.pdu.name, online)
+            if not online:  # a command found it gone: probe until it answers, even without poll_interval
+                self._schedule_probe(self.pdu.poll_interval or OFFLINE_PROBE_INTERVAL)
+
+    def _schedule_probe(self, delay: float) -> None:
+        if not self._probe_due:
+            self._probe_due = True
+            self._schedule(delay, self._probe)
 
     def _probe(self) -> None:
         """Read every outlet, to publish state and availability without waiting for a command."""
+        self._probe_due = False
         try:
             if self._build_driver().can_read:
                 for name, number in self.pdu.ports.items():
@@ -365,14 +374,16 @@ class PduWorker:
                         self._confirm(name, number, on)
                 if not self._names_read:
                     self._read_outlet_names()
+            elif self._driver is not None and self._driver.has_ping():
+                self._call("ping", tries=1)  # it cannot read outlets, but can say whether it answers
             elif self.online is None:
                 self._set_online(True)  # nothing to ask the device: assume it is there until a call fails
         except CallFailed as e:
             log.warning("pdu %s: probe failed: %s", self.pdu.name, e)
-        readable = self._driver is not None and self._driver.can_read
+        readable = self._driver is not None and (self._driver.can_read or self._driver.has_ping())
         interval = self.pdu.poll_interval or (OFFLINE_PROBE_INTERVAL if not self.online else 0)
         if interval and (readable or self._driver is None):
-            self._schedule(interval, self._probe)
+            self._schedule_probe(interval)
 
     # --- meter reads -------------------------------------------------------------------
 
@@ -435,6 +446,7 @@ class PduWorker:
         if self._driver is None:
             try:
                 self._driver = self.pdu.driver_class(self.pdu.options, pdu=self.pdu.name, timeout=self.pdu.timeout)
+                self._driver.port_names = dict(self.pdu.names_by_number)
             except Exception as e:
                 self._set_online(False)
                 raise CallFailed(f"driver {self.pdu.driver} could not start: {e}") from None
