@@ -225,19 +225,34 @@ def _retained(broker: Any, pattern: str) -> dict[str, Any]:
 
 
 def test_status_shows_readings(daemon, probe, broker, unique):
-    base = f"{unique}-base"
-    daemon({"mqtt": {"base_topic": base}, "pdus": {"rack": metered(2, load=40)}})
-    probe.subscribe(f"{base}/rack/#")
-    assert probe.request(f"{base}/rack/1/set", "ON")["status"] == "ok"
-    probe.wait_for(f"{base}/rack/power", lambda m: m.payload == b"40")
-    probe.wait_for(f"{base}/rack/energy")
+    base, rack = f"{unique}-base", f"{unique}-rack"  # sim devices are per PDU name: one of its own
+    daemon({"mqtt": {"base_topic": base}, "pdus": {rack: metered(2, load=40)}})
+    probe.subscribe(f"{base}/{rack}/#")
+    assert probe.request(f"{base}/{rack}/1/set", "ON")["status"] == "ok"
+    probe.wait_for(f"{base}/{rack}/power", lambda m: m.payload == b"40")
+    probe.wait_for(f"{base}/{rack}/energy")
     env = {"PDUMQTT_BROKER": broker.address}
     done = run_cli("status", "--base-topic", base, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "READINGS" in lines[1]
-    assert any(line.split()[:3] == ["rack", "1", "ON"] and "40 W" in line and "230 V" in line for line in lines)
-    assert any(line.split()[:2] == ["rack", "(total)"] and "40 W" in line for line in lines)
+    assert any(line.split()[:3] == [rack, "1", "ON"] and "40 W" in line and "230 V" in line for line in lines)
+    assert any(line.split()[:2] == [rack, "(total)"] and "40 W" in line for line in lines)
     as_json = json.loads(run_cli("status", "--json", "--base-topic", base, env=env).stdout)
     assert as_json["outlets"][0]["readings"]["power"] == 40
-    assert as_json["totals"]["rack"]["power"] == 40
+    assert as_json["totals"][rack]["power"] == 40
+
+
+def test_readings_pass_the_monitor_to_mqtt_and_the_status_feed(daemon, probe, unique):
+    """With the HTTP monitor on, the runner publishes through the Observer: readings still reach
+    MQTT, and the status page's feed holds them."""
+    from support import free_port
+
+    d = daemon({"http": {"listen": f"127.0.0.1:{free_port()}", "status_page": True},
+                "pdus": {unique: metered(1, load=30, initial="on")}})
+    probe.subscribe(f"pdu/{unique}/#")
+    assert probe.wait_for(f"pdu/{unique}/1/power", lambda m: m.payload == b"30")
+    assert probe.wait_for(f"pdu/{unique}/power", lambda m: m.payload == b"30")
+    feed = d.monitor.feed
+    wait_until(lambda: feed.snapshot()[unique].get("readings", {}).get("power") == 30, 5, "the feed's total")
+    assert feed.snapshot()[unique]["ports"]["1"]["readings"]["voltage"] == 230
