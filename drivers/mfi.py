@@ -69,7 +69,8 @@ def _pdudaemon_class(name: str, outlets: int) -> type[MfiSsh]:
         options: ClassVar[dict[Any, Any]] = {
             vol.Optional("host"): HostAddress(22),
             vol.Optional("sshport", default=22): vol.All(vol.Coerce(int), vol.Range(min=1, max=65535)),
-            **ssh_options(FACTORY_LOGIN, FACTORY_LOGIN),
+            **{k: v for k, v in ssh_options(FACTORY_LOGIN, FACTORY_LOGIN).items()
+               if str(k) != "accept_unknown_host_key"},
             # PDUDaemon: true refuses a host missing from known_hosts; a listed host must match either way
             vol.Optional("verify_hostkey", default=True): bool,
         }
