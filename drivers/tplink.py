@@ -11,6 +11,10 @@ is the Nth entry. One short connection per request, as the Kasa app and PDUDaemo
 Firmware from about 2023 on (KLAP, then TPAP) closes port 9999 or answers there in
 another protocol: the errors say so and point to python-kasa, which speaks those.
 PDUDaemon's ``tplink`` takes no options: the PDU's name is the host.
+
+Models with an energy meter (HS110, KP115, HS300 per socket) answer ``emeter.get_realtime``
+(with the child's context on a strip): hardware v2 in mW, mA, mV and Wh, v1 in W, A, V and
+kWh. The others answer ``module not support``, and the runner stops asking.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, Reading, split_host
 
 DEFAULT_PORT = 9999
 FIRST_KEY = 171
@@ -60,6 +64,8 @@ class Kasa(Driver):
     protocol = "raw TCP (Kasa legacy XOR JSON, port 9999)"
     tested_against = "`tplink` simulator (TCP on loopback)"
     can_read = True
+    can_meter = True
+    outlet_readings = ("power", "current", "voltage", "energy")
     options: ClassVar[dict[Any, Any]] = {
         vol.Required("host"): HostAddress(DEFAULT_PORT),
         vol.Optional("outlets"): vol.All([_alias], vol.Length(min=1)),
@@ -184,6 +190,31 @@ class Kasa(Driver):
         if child is None:
             return self._state(self._where(), info, "relay_state")
         return self._state(self._where(), child, "state")
+
+    def meter_outlet(self, port: int) -> Reading | None:
+        child = self._outlet(port, self._info(fresh=False))
+        request: dict[str, Any] = {"emeter": {"get_realtime": {}}}
+        if child is not None:
+            request["context"] = {"child_ids": [child["id"]]}
+        emeter = self._request(request).get("emeter")
+        if not isinstance(emeter, dict):
+            raise DriverError(f"{self._where()} answered no emeter module to get_realtime")
+        now = emeter.get("get_realtime")
+        if not isinstance(now, dict):
+            if emeter.get("err_code", 0) != 0:  # "module not support": a model without a meter
+                return None
+            raise DriverError(f"{self._where()} answered {json.dumps(emeter)[:80]} to emeter.get_realtime")
+        if now.get("err_code", 0) != 0:
+            raise DriverError(f"{self._where()} refused emeter.get_realtime: error {now.get('err_code')}")
+
+        def value(v2: str, v1: str, scale: float) -> float | None:
+            for key, factor in ((v2, scale), (v1, 1.0)):
+                number = now.get(key)
+                if isinstance(number, int | float) and not isinstance(number, bool):
+                    return number * factor
+            return None
+        return Reading(power=value("power_mw", "power", 0.001), current=value("current_ma", "current", 0.001),
+                       voltage=value("voltage_mv", "voltage", 0.001), energy=value("total_wh", "total", 0.001))
 
     def outlet_name(self, port: int) -> str | None:
         info = self._info(fresh=False)

@@ -94,3 +94,23 @@ def test_daemon_acks_the_netio_reading_and_publishes_it(daemon: Any, probe: Any,
         assert probe.wait_for(f"pdu/{pdu}/2/power", lambda m: m.payload == b"75")
         assert probe.wait_for(f"pdu/{pdu}/power", lambda m: m.payload == b"75")
         assert probe.wait_for(f"pdu/{pdu}/voltage").payload == b"230"
+
+
+def test_kasa_emeter_per_socket_and_on_a_plug() -> None:
+    from pdumqtt.drivers.tplink import Kasa
+    from pdumqtt.simulators.tplink import KasaSimulator
+
+    with KasaSimulator({"children": 3, "emeter": True, "load": 50}) as sim:  # an HS300
+        d = make(Kasa, host=sim.address)
+        d.set(2, True)
+        assert d.meter_outlet(1).power == 0
+        socket2 = d.meter_outlet(2)
+        assert socket2.power == 50 and socket2.voltage == 230 and socket2.current == pytest.approx(0.217)
+        assert socket2.energy is not None and socket2.energy >= 0
+        assert sim.log[-1]["context"]["child_ids"] == [sim.child_id(1)]
+    with KasaSimulator({"children": 0, "emeter": True, "load": 7}) as sim:  # an HS110
+        d = make(Kasa, host=sim.address)
+        d.set(1, True)
+        assert d.meter_outlet(1).power == 7 and "context" not in sim.log[-1]
+    with KasaSimulator({"children": 0}) as sim:  # an HS105: no meter, the runner stops asking
+        assert make(Kasa, host=sim.address).meter_outlet(1) is None

@@ -6,7 +6,9 @@ It answers ``system.get_sysinfo`` (with ``children`` on a strip) and
 ``relays[n]`` is socket n+1 (the plug itself when ``children`` is 0); ``log`` records
 each request. ``firmware: klap`` behaves as newer firmware does on port 9999: reads the
 request and closes without a word. Failures: ``silent``, ``drop``, ``garbage`` (bytes
-that are no frame).
+that are no frame). With ``emeter`` (an HS110 plug, an HS300 strip) ``emeter.get_realtime``
+answers each socket's meter as hardware v2 does (``power_mw``, ``current_ma``,
+``voltage_mv``, ``total_wh``): ``load`` watts while on; without it, ``module not support``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import time
 from typing import Any
 
 import voluptuous as vol
@@ -29,6 +32,9 @@ class KasaSimulator(StreamSimulator):
         vol.Optional("children", default=3): vol.All(vol.Coerce(int), vol.Range(min=0, max=8)),
         vol.Optional("aliases"): [str],
         vol.Optional("firmware", default="legacy"): vol.In(["legacy", "klap"]),
+        vol.Optional("emeter", default=False): bool,
+        vol.Optional("load", default=25.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        vol.Optional("voltage", default=230.0): vol.All(vol.Coerce(float), vol.Range(min=1)),
     }
 
     def __init__(self, options: dict[str, Any]) -> None:
@@ -37,6 +43,8 @@ class KasaSimulator(StreamSimulator):
         self.relays = [False] * max(count, 1)
         self.aliases = self.config.get("aliases") or [f"Plug {n}" for n in range(1, count + 1)]
         self.log: list[dict[str, Any]] = []
+        self._wh = [0.0] * len(self.relays)
+        self._seen = [time.monotonic()] * len(self.relays)
 
     def child_id(self, index: int) -> str:
         return f"{DEVICE_ID}{index:02d}"
@@ -52,7 +60,26 @@ class KasaSimulator(StreamSimulator):
             info.update(model="HS105(US)", relay_state=int(self.relays[0]), alias="Lab plug")
         return info
 
+    def realtime(self, index: int) -> dict[str, Any]:
+        """Socket ``index``'s meter, in hardware v2's integer units."""
+        now = time.monotonic()
+        watts = self.config["load"] if self.relays[index] else 0.0
+        self._wh[index] += watts * (now - self._seen[index]) / 3600
+        self._seen[index] = now
+        volts = self.config["voltage"]
+        return {"voltage_mv": round(volts * 1000), "current_ma": round(watts / volts * 1000),
+                "power_mw": round(watts * 1000), "total_wh": round(self._wh[index]), "err_code": 0}
+
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        if "emeter" in request:
+            if not self.config["emeter"]:
+                return {"emeter": {"err_code": -1, "err_msg": "module not support"}}
+            ids = (request.get("context") or {}).get("child_ids")
+            known = {self.child_id(i): i for i in range(len(self.aliases))}
+            index = known.get(ids[0]) if isinstance(ids, list) and ids and self.config["children"] else 0
+            if index is None:
+                return {"emeter": {"get_realtime": {"err_code": -14, "err_msg": "entry not exist"}}}
+            return {"emeter": {"get_realtime": self.realtime(index)}}
         system = request.get("system")
         if not isinstance(system, dict):
             return {"system": {"err_code": -1, "err_msg": "module not support"}}
