@@ -68,7 +68,8 @@ def test_a_retained_set_is_refused_and_never_fires_again(daemon, probe, unique):
         probe.publish(f"pdu/{unique}/2/set", b"", retain=True)  # clear it from the broker
 
 
-def test_a_response_topic_with_wildcards_does_not_stop_the_ack(daemon, probe, unique):
+def test_a_refused_response_topic_is_answered_on_the_ack_topic(daemon, probe, unique):
+    """The command does not run; the reason goes where the sender can always read it."""
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
@@ -77,7 +78,9 @@ def test_a_response_topic_with_wildcards_does_not_stop_the_ack(daemon, probe, un
     props = Properties(PacketTypes.PUBLISH)
     props.ResponseTopic = "bad/#"
     probe.publish(f"pdu/{unique}/1/set", "ON", properties=props)
-    assert json.loads(probe.wait_for(f"pdu/{unique}/1/ack").payload)["status"] == "ok"
+    ack = json.loads(probe.wait_for(f"pdu/{unique}/1/ack").payload)
+    assert ack["status"] == "error" and "refused the response topic 'bad/#'" in ack["error"], ack
+    assert 1 not in sim.device(unique).outlets
     assert probe.request(f"pdu/{unique}/1/set", "OFF")["status"] == "ok"
 
 
