@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import subprocess
 import threading
 import uuid
@@ -240,6 +241,38 @@ def test_the_pdudaemon_listener_needs_credentials_and_keeps_clients_to_their_pdu
     refused = sum(a != b"ack\n" for a in tcp_answers.values()) + sum(s != 200 for *_, s in http_answers)
     print(f"\nlistener: {len(tcp_answers) + len(http_answers)} requests, {refused} refused")
     assert switched(LAB1).get(1) is True and switched(LAB1).get(4) is True and switched(LAB2).get(4) is False
+    assert_network_switch_untouched()
+
+
+def test_pduclient_token(lab: Lab) -> None:
+    import sys
+
+    host, port = lab.listener
+    base = [sys.executable, "-c", "from pdumqtt.pduclient import run; run()", "--daemon", f"{host}:{port}", "--hostname", LAB1,
+            "--port", "1", "--command", "off"]
+    for extra in ([], ["-H"]):
+        refused = subprocess.run(base + extra, capture_output=True, text=True, timeout=30)
+        assert refused.returncode == 127, refused.stdout
+        done = subprocess.run(base + extra, capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "PDUMQTT_PDUDAEMON_TOKEN": LAVA_TOKEN})
+        assert done.returncode == 0, done.stdout
+    assert switched(LAB1).get(1) is False
+
+
+def test_labgrid_sends_basic_auth_from_netrc(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """labgrid's PDUDaemonDriver calls requests.get(url) with no auth: requests then takes the
+    login for the host from ~/.netrc (or $NETRC)."""
+    import requests
+
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login admin password {ADMIN_PASSWORD}\n")
+    netrc.chmod(0o600)
+    host, port = lab.listener
+    url = f"http://{host}:{port}/power/control/on?hostname={LAB1}&port=2"
+    assert requests.get(url, timeout=20).status_code == 401
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert requests.get(url, timeout=20).status_code == 200
+    assert switched(LAB1).get(2) is True
     assert_network_switch_untouched()
 
 
