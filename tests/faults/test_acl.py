@@ -248,8 +248,8 @@ def test_pduclient_token(lab: Lab) -> None:
     import sys
 
     host, port = lab.listener
-    base = [sys.executable, "-c", "from pdumqtt.pduclient import run; run()", "--daemon", f"{host}:{port}", "--hostname", LAB1,
-            "--port", "1", "--command", "off"]
+    base = [sys.executable, "-c", "from pdumqtt.pduclient import run; run()", "--daemon", f"{host}:{port}",
+            "--hostname", LAB1, "--port", "1", "--command", "off"]
     for extra in ([], ["-H"]):
         refused = subprocess.run(base + extra, capture_output=True, text=True, timeout=30)
         assert refused.returncode == 127, refused.stdout
