@@ -36,9 +36,9 @@ MAX_TRANSACTION = 200
 QUOTE = 40  # characters of bad input an error or a log line echoes
 JSON_KEYS = {"action", "state", "delay", "transaction", "ts"}
 
-# a JSON string, to blank out before counting brackets (unrolled, so it never backtracks far)
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+# one JSON token that matters for nesting: a string (skipped whole, closed or not, so that
+# nothing is scanned twice: linear time on any input) or a bracket
+_JSON_NESTING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)
 
 _boot = os.urandom(4).hex()
 _counter = itertools.count(1)
@@ -153,14 +153,15 @@ def _json_depth(text: str) -> int:
     """The deepest nesting of objects and arrays in ``text``, counted without parsing it
     (json.loads recurses once per level and raises RecursionError on deep input)."""
     depth = deepest = 0
-    for bracket in _JSON_BRACKETS.finditer(_JSON_STRING.sub('""', text)):
-        if bracket.group() in "[{":
+    for token in _JSON_NESTING.finditer(text):
+        kind = token.group()[0]
+        if kind in "[{":
             depth += 1
             if depth > deepest:
                 deepest = depth
                 if deepest > MAX_JSON_DEPTH:
                     break
-        else:
+        elif kind in "]}":
             depth -= 1
     return deepest
 

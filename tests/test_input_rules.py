@@ -89,6 +89,15 @@ def test_each_limit_is_refused_by_name_before_any_work(payload: bytes, reason: s
     assert len(got) < 200 and took < 0.1, (len(got), took)
 
 
+@pytest.mark.parametrize("payload", [b'{"' + b'\\"' * 8000, b"{" + b'"\\' * 5400, b'"' * MAX_PAYLOAD,
+                                     b"[" + b'"[' * 8000])
+def test_the_nesting_count_takes_linear_time_on_unterminated_strings(payload: bytes) -> None:
+    started = time.perf_counter()
+    with pytest.raises(BadCommand):
+        parse(CONFIG, "pdu/p/1/set", payload)
+    assert time.perf_counter() - started < 0.05  # a rescan per quote took a second on paho's thread
+
+
 def test_a_deep_payload_under_the_payload_limit_is_refused_not_raised() -> None:
     # a /get takes any payload: deep JSON there is ignored, never a RecursionError
     assert parse(CONFIG, "pdu/p/1/get", b"[" * MAX_PAYLOAD).action == "get"
