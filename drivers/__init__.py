@@ -48,7 +48,7 @@ class Driver:
     #: ``pdumqtt migrate`` gives a converted PDU that many ports.
     fixed_ports: ClassVar[int | None] = None
     #: The number of the device's first outlet: 1, or 0 on a PDUDaemon name whose driver numbered
-    #: outlets from 0 (conrad197720), so that its users' requests keep their numbers. With 0,
+    #: outlets from 0 (conrad197720, shelly_gen2, intellinet), so that its users' requests keep their numbers. With 0,
     #: ``ports: N`` means ports 0 to N-1 and ``set``/``get`` are given those numbers.
     first_port: ClassVar[int] = 1
 
@@ -56,6 +56,10 @@ class Driver:
         self.config = options
         self.pdu = pdu
         self.timeout = timeout
+        #: The PDU's port names by number, from the config's ``ports`` (set by the runner before
+        #: the first call), for devices that address outlets by name: ESPHome entity ids, Home
+        #: Assistant entities. Empty when the driver is used on its own.
+        self.port_names: dict[int, str] = {}
 
     def set(self, port: int, on: bool) -> None:
         """Switch outlet ``port`` (1-based) on or off; raise DriverError on failure."""

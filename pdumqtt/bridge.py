@@ -320,7 +320,8 @@ class MqttBridge:
             error = problem
         if error is not None:
             log.info("refused %s: %s", quote(message.topic), error)
-            self.ack(command, None, error, time.monotonic())
+            # an outlet that was found (a retained /set, a bad payload) still has a state to tell
+            self.ack(command, self._states.get((command.pdu, command.port)), error, time.monotonic())
             return
         if command.client_transaction:
             claim = self.transactions.claim(command)

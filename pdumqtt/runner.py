@@ -338,6 +338,7 @@ class PduWorker:
         if self._driver is None:
             try:
                 self._driver = self.pdu.driver_class(self.pdu.options, pdu=self.pdu.name, timeout=self.pdu.timeout)
+                self._driver.port_names = dict(self.pdu.names_by_number)
             except Exception as e:
                 self._set_online(False)
                 raise CallFailed(f"driver {self.pdu.driver} could not start: {e}") from None
