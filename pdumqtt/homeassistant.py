@@ -292,10 +292,14 @@ class Discovery:
             self.client.publish(self._done_marker, b"", qos=1)
 
     def _wait_sent(self, info: mqtt.MQTTMessageInfo) -> bool:
-        while not info.is_published():
-            if not self.client.is_connected():
-                return False
-            info.wait_for_publish(1.0)
+        """True once the batch's last message left; False when the connection went first."""
+        try:
+            while not info.is_published():
+                if not self.client.is_connected():
+                    return False
+                info.wait_for_publish(1.0)
+        except (RuntimeError, ValueError):  # paho refused the publish: we were disconnected meanwhile
+            return False
         return True
 
     def _on_status(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
