@@ -1,8 +1,8 @@
-"""PDUDaemon's APC and SNMP driver names, taking PDUDaemon's own option names.
+"""PDUDaemon's SNMP driver names, taking PDUDaemon's own option names (its APC telnet names are in apc_telnet).
 
 This module owns the translation only: each class here is one of our drivers with a
 schema that reads a ``pdudaemon.conf`` entry unchanged (the PDU's name as its host, or
-``hostname``; ``telnetport``, ``community``, ``mib`` + ``controlpoint`` or ``oid`` with
+``hostname``; ``community``, ``mib`` + ``controlpoint`` or ``oid`` with
 ``*``, ``onsetting``/``offsetting``, ``authpassphrase``, pysnmp protocol names...) and
 turns it into our options before the real driver starts. No MIB is loaded: the PowerNet-MIB and CPS-MIB
 names PDUDaemon configs use are mapped to their numeric OIDs here.
@@ -15,7 +15,6 @@ from typing import Any
 import voluptuous as vol
 
 from pdumqtt.drivers import DriverError
-from pdumqtt.drivers.apc_telnet import ApcTelnet
 from pdumqtt.drivers.snmp import SnmpDriver, oid_template
 from pdumqtt.drivers.snmp_presets import CyberpowerSnmp
 
@@ -62,33 +61,6 @@ def _address(options: dict[str, Any], pdu: str, port_key: str | None = None) -> 
 
 
 _ADDRESS = {vol.Optional("hostname"): str, vol.Optional("host"): str}
-
-
-class _ApcTelnetName(ApcTelnet):
-    native_driver = "apc_telnet"
-    options = {
-        **_ADDRESS,
-        vol.Optional("telnetport", default=23): vol.All(int, vol.Range(min=1, max=65535)),
-        vol.Optional("username", default="apc"): str,
-        vol.Optional("password", default="apc"): str,
-        vol.Optional("keepalive", default=False): bool,
-    }
-    dialogue = "menu"
-
-    def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
-        ours = {"host": _address(options, pdu, "telnetport"), "username": options["username"],
-                "password": options["password"], "firmware": self.dialogue, "keepalive": options["keepalive"]}
-        super().__init__(ours, pdu=pdu, timeout=timeout)
-
-
-class Apc7952(_ApcTelnetName):
-    """apc7952, apc7900, apc7920, apc7921, apc7932, apc9210, apc9218, ap9606: the menu firmware."""
-
-
-class Apc8959(_ApcTelnetName):
-    """apc8959: the AOS command line (``olOn``/``olOff``)."""
-
-    dialogue = "cli"
 
 
 def _control_oid(options: dict[str, Any]) -> str:

@@ -140,6 +140,13 @@ class StatusFeed:
             self.pdus[pdu]["availability"] = "online" if online else "offline"
             self._push("availability", {"pdu": pdu, "availability": self.pdus[pdu]["availability"]})
 
+    def readings(self, pdu: str, port: str | None, values: dict[str, float]) -> None:
+        with self._lock:
+            entry = self.pdus[pdu] if port is None else self.pdus[pdu]["ports"].get(port)
+            if entry is not None:
+                entry.setdefault("readings", {}).update(values)
+                self._push("readings", {"pdu": pdu, "port": port, "readings": values})
+
     def ack(self, pdu: str, port: str, ack: dict[str, Any]) -> None:
         with self._lock:
             outlet = self.pdus[pdu]["ports"].get(port)
@@ -179,6 +186,11 @@ class Observer:
 
     def outlet_names(self, pdu: str, names: dict[str, str]) -> None:
         self.publisher.outlet_names(pdu, names)
+
+    def readings(self, pdu: str, port: str | None, values: dict[str, float]) -> None:
+        self.publisher.readings(pdu, port, values)
+        if self.feed is not None:
+            self.feed.readings(pdu, port, values)
 
     def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None:
         self.publisher.ack(command, state, error, started)

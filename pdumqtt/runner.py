@@ -12,6 +12,11 @@ cycling port ends the cycle, a TOGGLE or CYCLE is refused at once.
 With a journal (``pdumqtt/journal.py``) the worker records when a command is about to
 change an outlet and when a cycle's off is confirmed, and it finishes the commands a
 crash interrupted (:meth:`PduWorker._resume`).
+
+Meter reads (``meter_interval``) are the lowest of the worker's jobs: the timer only marks a
+round due, and each read (one outlet, or the PDU's totals) runs when no command is waiting,
+so a command waits at most for the one read under way. A failing read is logged and skipped:
+it never changes availability.
 """
 
 from __future__ import annotations
@@ -29,15 +34,13 @@ from typing import Any, Protocol
 
 from pdumqtt.commands import Command
 from pdumqtt.config import Config, PduConfig
-from pdumqtt.drivers import Driver, DriverError
+from pdumqtt.drivers import Driver, DriverError, Reading
 from pdumqtt.journal import CYCLING, Journal, Resume
 
 log = logging.getLogger(__name__)
 
 # How long an offline PDU waits between probes, at most (a shorter poll_interval wins).
 OFFLINE_PROBE_INTERVAL = 30.0
-# A probe that falls due while commands wait looks again this often until the queue is empty.
-BUSY_PROBE_RECHECK = 1.0
 MAX_RETRY_BACKOFF = 60.0
 
 
@@ -48,6 +51,8 @@ class Publisher(Protocol):
     def availability(self, pdu: str, online: bool) -> None: ...
     def outlet_names(self, pdu: str, names: dict[str, str]) -> None: ...
     def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None: ...
+    def readings(self, pdu: str, port: str | None, values: dict[str, float]) -> None:
+        """A meter read of outlet ``port``, or with None of the whole PDU."""
 
 
 class CallObserver(Protocol):
@@ -147,6 +152,62 @@ class _Cycle:
     delay: float
 
 
+class _MeterRound:
+    """What one PDU's meter rounds read, and what went wrong in the current round.
+
+    A round reads every configured outlet, then the PDU's totals, as far as the driver
+    reports them. Failures are logged once per round for outlets and once for the totals.
+    """
+
+    def __init__(self, pdu: PduConfig) -> None:
+        self.pdu = pdu
+        driver = pdu.driver_class
+        outlet_kinds, pdu_kinds = driver.readings(pdu.options) if getattr(driver, "can_meter", False) else ((), ())
+        self.outlets = bool(outlet_kinds) and pdu.meter_interval > 0
+        self.totals = bool(pdu_kinds) and pdu.meter_interval > 0
+        self._queue: deque[tuple[str | None, int | None]] = deque()
+        self._failures: dict[str, list[str]] = {}
+
+    @property
+    def wanted(self) -> bool:
+        return self.outlets or self.totals
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queue)
+
+    def start(self) -> None:
+        self._failures = {}
+        if self.outlets:
+            self._queue.extend(self.pdu.ports.items())
+        if self.totals:
+            self._queue.append((None, None))
+
+    def next(self) -> tuple[str | None, int | None]:
+        return self._queue.popleft()
+
+    def failed(self, port: str | None, reason: str) -> None:
+        self._failures.setdefault("outlet" if port is not None else "pdu", []).append(
+            reason if port is None else f"port {port}: {reason}")
+
+    def unsupported(self, port: str | None) -> None:
+        """The driver says this device has no such meter: stop asking for it."""
+        if port is None:
+            self.totals = False
+            log.info("pdu %s: the device reports no PDU totals; not asking again", self.pdu.name)
+        else:
+            self.outlets = False
+            self._queue = deque(item for item in self._queue if item[0] is None)
+            log.info("pdu %s: the device reports no outlet readings; not asking again", self.pdu.name)
+
+    def finish(self) -> None:
+        for kind, reasons in self._failures.items():
+            what = f"{len(reasons)} outlet meter reads" if kind == "outlet" else "the PDU meter read"
+            log.warning("pdu %s: %s failed (switching goes on): %s", self.pdu.name, what,
+                        reasons[0] + (f"; and {len(reasons) - 1} more" if len(reasons) > 1 else ""))
+        self._queue.clear()
+
+
 class PduWorker:
     """The one thread that talks to one PDU."""
 
@@ -164,9 +225,12 @@ class PduWorker:
         self._cycling: dict[int, _Cycle] = {}  # port number -> the cycle under way there
         self._known: dict[int, bool] = {}
         self._names_read = False
+        self._probe_due = False  # a probe is on the timers: never start a second chain
         self._driver: Driver | None = None
         self._caller: _CallThread | None = None
         self._stopping = threading.Event()
+        self._idle: deque[Callable[[], None]] = deque()  # jobs that run only when no command waits
+        self._meter = _MeterRound(pdu)
         self._thread = threading.Thread(target=self._run, name=f"pdu-{pdu.name}", daemon=True)
 
     # --- the network thread's side ---------------------------------------------------
@@ -196,7 +260,9 @@ class PduWorker:
     # --- the worker thread -----------------------------------------------------------
 
     def _run(self) -> None:
-        self._schedule(0.0, self._probe)
+        self._schedule_probe(0.0)
+        if self._meter.wanted:
+            self._schedule(0.0, self._meter_due)
         while (job := self._next_job()) is not None:
             try:
                 job()
@@ -212,6 +278,8 @@ class PduWorker:
                 if self._inbox:
                     command = self._inbox.popleft()
                     return lambda: self._execute(command)
+                if self._idle:
+                    return self._idle.popleft()
                 self._cond.wait(self._timers[0][0] - time.monotonic() if self._timers else None)
         return None
 
@@ -263,7 +331,7 @@ class PduWorker:
         self.publisher.ack(command, state, None, started)
 
     def _switch(self, command: Command, on: bool) -> bool:
-        self._call("set", command.number, on)
+        self._switched(command, self._call("set", command.number, on))
         self._confirm(command.port, command.number, on)
         return on
 
@@ -297,7 +365,7 @@ class PduWorker:
         if self._cycling.get(command.number) is not cycle:  # ended early by an ON or OFF
             return
         try:
-            self._call("set", command.number, True, tries=tries)
+            self._switched(command, self._call("set", command.number, True, tries=tries))
             self._confirm(command.port, command.number, True)
             self.publisher.ack(command, True, None, started)
         except CallFailed as e:
@@ -348,18 +416,25 @@ class PduWorker:
         if online != self.online:
             self.online = online
             self.publisher.availability(self.pdu.name, online)
+            if not online:  # a command found it gone: probe until it answers, even without poll_interval
+                self._schedule_probe(min(self.pdu.poll_interval or OFFLINE_PROBE_INTERVAL, OFFLINE_PROBE_INTERVAL))
+
+    def _schedule_probe(self, delay: float) -> None:
+        if not self._probe_due:
+            self._probe_due = True
+            self._schedule(delay, self._probe)
 
     def _probe(self) -> None:
         """Read every outlet, to publish state and availability without waiting for a command.
 
-        It runs when the PDU is idle: while commands wait it looks again shortly.
+        It runs when the PDU is idle: due while commands wait, it joins the idle jobs.
         """
         if self.online and self._driver is not None:
             with self._cond:
-                busy = bool(self._inbox)
-            if busy:
-                self._schedule(BUSY_PROBE_RECHECK, self._probe)
-                return
+                if self._inbox:
+                    self._idle.append(self._probe)  # still due: no second chain starts meanwhile
+                    return
+        self._probe_due = False
         try:
             if self._build_driver().can_read:
                 for name, number in self.pdu.ports.items():
@@ -368,16 +443,57 @@ class PduWorker:
                         self._confirm(name, number, on)
                 if not self._names_read:
                     self._read_outlet_names()
+            elif self._driver is not None and self._driver.has_ping():
+                self._call("ping", tries=1)  # it cannot read outlets, but can say whether it answers
             elif self.online is None:
                 self._set_online(True)  # nothing to ask the device: assume it is there until a call fails
         except CallFailed as e:
             log.warning("pdu %s: probe failed: %s", self.pdu.name, e)
-        readable = self._driver is not None and self._driver.can_read
+        readable = self._driver is not None and (self._driver.can_read or self._driver.has_ping())
         interval = self.pdu.poll_interval
         if not self.online:
             interval = min(interval or OFFLINE_PROBE_INTERVAL, OFFLINE_PROBE_INTERVAL)
         if interval and (readable or self._driver is None):
-            self._schedule(interval, self._probe)
+            self._schedule_probe(interval)
+
+    # --- meter reads -------------------------------------------------------------------
+
+    def _switched(self, command: Command, answer: Any) -> None:
+        """A switch whose answer carried the outlet's meter: into the ack and the topics
+        (on a PDU that meters: one with meter_interval 0 publishes no readings)."""
+        if self.pdu.meter_interval and isinstance(answer, Reading) and (values := answer.values()):
+            command.readings = values
+            self.publisher.readings(self.pdu.name, command.port, values)
+
+    def _meter_due(self) -> None:
+        """The interval is up: queue the round's reads behind any waiting command."""
+        if self.online is False:  # the probe brings it back; reads would only time out
+            self._schedule(self.pdu.meter_interval, self._meter_due)
+            return
+        self._meter.start()
+        self._idle.append(self._meter_step)
+
+    def _meter_step(self) -> None:
+        """One read of the round; then the next, again only when no command waits."""
+        port, number = self._meter.next()
+        method, args = ("meter_outlet", (number,)) if number is not None else ("meter_pdu", ())
+        try:
+            reading = self._call_once(method, args)
+        except (DriverError, CallFailed) as e:
+            self._meter.failed(port, str(e) or type(e).__name__)
+        except _CallTimeout:
+            self._meter.failed(port, f"device timeout: no answer within {self.pdu.timeout:g} s")
+        else:
+            if reading is None:
+                self._meter.unsupported(port)
+            elif values := reading.values():
+                self.publisher.readings(self.pdu.name, port, values)
+        if self._meter.pending:
+            self._idle.append(self._meter_step)
+        else:
+            self._meter.finish()
+            if self._meter.wanted:
+                self._schedule(self.pdu.meter_interval, self._meter_due)
 
     def _read_outlet_names(self) -> None:
         """Once, after the first good probe: the outlets' names as the device has them."""
@@ -401,6 +517,7 @@ class PduWorker:
         if self._driver is None:
             try:
                 self._driver = self.pdu.driver_class(self.pdu.options, pdu=self.pdu.name, timeout=self.pdu.timeout)
+                self._driver.port_names = dict(self.pdu.names_by_number)
             except Exception as e:
                 self._set_online(False)
                 raise CallFailed(f"driver {self.pdu.driver} could not start: {e}") from None
@@ -471,6 +588,7 @@ class PduWorker:
     def _shutdown(self) -> None:
         """Finish what was started, refuse what was not: nothing is lost silently."""
         self._timers.clear()
+        self._idle.clear()
         for cycle in list(self._cycling.values()):
             # power the board again now rather than leave it off because we stopped mid-cycle
             self._finish_cycle(cycle, tries=1)

@@ -68,7 +68,23 @@ def test_a_retained_set_is_refused_and_never_fires_again(daemon, probe, unique):
         probe.publish(f"pdu/{unique}/2/set", b"", retain=True)  # clear it from the broker
 
 
-def test_a_response_topic_with_wildcards_does_not_stop_the_ack(daemon, probe, unique):
+def test_a_refused_set_tells_the_state_it_left_alone(daemon, probe, unique):
+    daemon({"pdus": {unique: {"driver": "sim", "ports": 4}}})
+    probe.subscribe(f"pdu/{unique}/3/state")
+    probe.wait_for(f"pdu/{unique}/3/state", lambda m: m.payload == b"OFF")  # the first probe has read it
+    probe.subscribe(f"pdu/{unique}/3/ack")
+    probe.publish(f"pdu/{unique}/3/set", "ON", retain=True)
+    try:
+        ack = json.loads(probe.wait_for(f"pdu/{unique}/3/ack").payload)
+        assert ack["status"] == "error" and "retained" in ack["error"] and ack["state"] == "OFF", ack
+    finally:
+        probe.publish(f"pdu/{unique}/3/set", b"", retain=True)
+    assert probe.request(f"pdu/{unique}/3/set", "FLY")["state"] == "OFF"  # a bad payload too
+    assert probe.request(f"pdu/{unique}/9/set", "ON")["state"] is None  # no such outlet: no state
+
+
+def test_a_refused_response_topic_is_answered_on_the_ack_topic(daemon, probe, unique):
+    """The command does not run; the reason goes where the sender can always read it."""
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
@@ -77,7 +93,9 @@ def test_a_response_topic_with_wildcards_does_not_stop_the_ack(daemon, probe, un
     props = Properties(PacketTypes.PUBLISH)
     props.ResponseTopic = "bad/#"
     probe.publish(f"pdu/{unique}/1/set", "ON", properties=props)
-    assert json.loads(probe.wait_for(f"pdu/{unique}/1/ack").payload)["status"] == "ok"
+    ack = json.loads(probe.wait_for(f"pdu/{unique}/1/ack").payload)
+    assert ack["status"] == "error" and "refused the response topic 'bad/#'" in ack["error"], ack
+    assert 1 not in sim.device(unique).outlets
     assert probe.request(f"pdu/{unique}/1/set", "OFF")["status"] == "ok"
 
 

@@ -91,3 +91,17 @@ def test_an_unreachable_broker_is_a_problem(tmp_path):
                                      "pdus": {"lab": {"driver": "sim", "ports": 1}}})
     assert done.returncode == 1
     _line(lines, "problem", "broker", "connection refused")
+
+
+def test_a_driver_that_cannot_read_is_pinged(tmp_path):
+    from pdumqtt.simulators.telnet_pdus import GudeTelnetSimulator
+
+    with GudeTelnetSimulator({}) as gude:
+        done, lines = _doctor(tmp_path, {"mqtt": {"host": "127.0.0.1", "port": free_port()},
+                                         "pdus": {"gude": {"driver": "gude_telnet", "host": gude.address, "ports": 1,
+                                                           "timeout": 3},
+                                                  "gone": {"driver": "gude_telnet", "host": f"127.0.0.1:{free_port()}",
+                                                           "ports": 1, "timeout": 3}}})
+    _line(lines, "ok", "PDU gude", "a ping")
+    _line(lines, "problem", "PDU gone")
+    assert done.returncode == 1
