@@ -226,6 +226,7 @@ class PduWorker:
         self._known: dict[int, bool] = {}
         self._names_read = False
         self._probe_due = False  # a probe is on the timers: never start a second chain
+        self._probe_at = 0.0  # when it is due (monotonic)
         self._driver: Driver | None = None
         self._caller: _CallThread | None = None
         self._stopping = threading.Event()
@@ -420,9 +421,16 @@ class PduWorker:
                 self._schedule_probe(min(self.pdu.poll_interval or OFFLINE_PROBE_INTERVAL, OFFLINE_PROBE_INTERVAL))
 
     def _schedule_probe(self, delay: float) -> None:
-        if not self._probe_due:
-            self._probe_due = True
-            self._schedule(delay, self._probe)
+        """One probe chain: a probe due sooner (the PDU just went offline) replaces a later one."""
+        at = time.monotonic() + delay
+        if self._probe_due and self._probe_at <= at:
+            return
+        self._probe_due, self._probe_at = True, at
+        self._schedule(delay, lambda: self._probe_timer(at))
+
+    def _probe_timer(self, at: float) -> None:
+        if self._probe_due and self._probe_at == at:  # else an earlier probe replaced this one
+            self._probe()
 
     def _probe(self) -> None:
         """Read every outlet, to publish state and availability without waiting for a command.
