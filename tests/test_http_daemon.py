@@ -37,6 +37,7 @@ from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
 from pdumqtt.simulators.sainsmart import SainsmartSimulator
 from pdumqtt.simulators.servertech_pro2 import ServertechPro2Simulator
+from pdumqtt.simulators.shelly_gen1 import ShellyGen1Simulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
 from pdumqtt.simulators.tasmota import TasmotaSimulator
 
@@ -99,6 +100,12 @@ CASES = [
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
 ]
 
+# labgrid's HTTP vendors: no PDUDaemon names, so these run by their pdumqtt names, over MQTT only
+LABGRID_CASES = [
+    Case("shelly_gen1", ShellyGen1Simulator, {"relays": 2, "password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET}, 2, 1, 2),
+]
+
 
 def pdu(case: Case, sim: HttpSimulator, **extra: Any) -> dict[str, Any]:
     address = {"hostname": sim.address} if case.by_name else {}
@@ -112,7 +119,7 @@ def ok(ack: dict[str, Any], state: str) -> bool:
     return ack["status"] == "ok" and ack["state"] == state and ack["error"] is None
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case", CASES + LABGRID_CASES, ids=str)
 def test_over_mqtt_by_pdudaemon_name(case: Case, daemon: Any, probe: Any, unique: str,
                                      caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
