@@ -35,6 +35,7 @@ from pdumqtt.simulators.intellinet import IntellinetSimulator
 from pdumqtt.simulators.lindy_ipower import LindyIpowerSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
+from pdumqtt.simulators.rest import RestSimulator, SimpleRestSimulator
 from pdumqtt.simulators.sainsmart import SainsmartSimulator
 from pdumqtt.simulators.servertech_pro2 import ServertechPro2Simulator
 from pdumqtt.simulators.shelly_gen1 import ShellyGen1Simulator
@@ -104,6 +105,10 @@ CASES = [
 LABGRID_CASES = [
     Case("shelly_gen1", ShellyGen1Simulator, {"relays": 2, "password": SECRET},
          lambda s: {"host": s.address, "password": SECRET}, 2, 1, 2),
+    Case("rest", RestSimulator, {"password": SECRET},
+         lambda s: {"url": f"http://admin:{SECRET}@{s.address}/outlet/{{index}}"}, 3, 3),
+    Case("simple_rest", SimpleRestSimulator, {"password": SECRET},
+         lambda s: {"url": f"http://{s.address}/relay/{{index}}/{{value}}", "password": SECRET}, 2, 2),
 ]
 
 
