@@ -41,6 +41,7 @@ from pdumqtt.simulators.servertech_pro2 import ServertechPro2Simulator
 from pdumqtt.simulators.shelly_gen1 import ShellyGen1Simulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
 from pdumqtt.simulators.tasmota import TasmotaSimulator
+from pdumqtt.simulators.tinycontrol import TinycontrolSimulator, TinycontrolTcpduSimulator
 
 SECRET = "Sup3r-s3cret"
 
@@ -109,6 +110,10 @@ LABGRID_CASES = [
          lambda s: {"url": f"http://admin:{SECRET}@{s.address}/outlet/{{index}}"}, 3, 3),
     Case("simple_rest", SimpleRestSimulator, {"password": SECRET},
          lambda s: {"url": f"http://{s.address}/relay/{{index}}/{{value}}", "password": SECRET}, 2, 2),
+    Case("tinycontrol", TinycontrolSimulator, {"password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET}, 6, 5, 6),
+    Case("tinycontrol_tcpdu", TinycontrolTcpduSimulator, {"password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET}, 7, 7, 7),
 ]
 
 
