@@ -29,6 +29,7 @@ from pdumqtt import registry
 from pdumqtt.simulators._http import HttpSimulator
 from pdumqtt.simulators.anel import AnelSimulator
 from pdumqtt.simulators.aviosys import AviosysSimulator
+from pdumqtt.simulators.dli import DliHttpSimulator, DliRestSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
 from pdumqtt.simulators.intellinet import IntellinetSimulator
@@ -114,6 +115,10 @@ LABGRID_CASES = [
          lambda s: {"host": s.address, "password": SECRET}, 6, 5, 6),
     Case("tinycontrol_tcpdu", TinycontrolTcpduSimulator, {"password": SECRET},
          lambda s: {"host": s.address, "password": SECRET}, 7, 7, 7),
+    Case("dli_http", DliHttpSimulator, {"password": SECRET, "cycle_delay": 0.1},
+         lambda s: {"host": s.address, "password": SECRET}, 4, 4),
+    Case("dli_rest", DliRestSimulator, {"password": SECRET, "cycle_delay": 0.1},
+         lambda s: {"host": s.address, "password": SECRET}, 2, 1, 2),
 ]
 
 
