@@ -36,9 +36,9 @@ class DliHttpSimulator(LaterMixin, HttpSimulator):
         self.cycles = 0
 
     def routes(self) -> dict[tuple[str, str], Any]:
-        return {("GET", "/outlet"): self.outlet, ("GET", "/status"): self.status, ("GET", "/"): self.index}
+        return {("GET", "/outlet"): self.switch, ("GET", "/status"): self.status, ("GET", "/"): self.index}
 
-    def outlet(self, request: Request) -> Response | str:
+    def switch(self, request: Request) -> Response | str:
         for key, action in request.query.items():
             if not key.isdigit() or int(key) not in self.outlets or action not in ("ON", "OFF", "CCL"):
                 return Response(400, "<html><body>Bad request</body></html>")
