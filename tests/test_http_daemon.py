@@ -31,6 +31,7 @@ from pdumqtt.simulators.anel import AnelSimulator
 from pdumqtt.simulators.aviosys import AviosysSimulator
 from pdumqtt.simulators.dli import DliHttpSimulator, DliRestSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
+from pdumqtt.simulators.gude import GudeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
 from pdumqtt.simulators.intellinet import IntellinetSimulator
 from pdumqtt.simulators.lindy_ipower import LindyIpowerSimulator
@@ -119,6 +120,8 @@ LABGRID_CASES = [
          lambda s: {"host": s.address, "password": SECRET}, 4, 4),
     Case("dli_rest", DliRestSimulator, {"password": SECRET, "cycle_delay": 0.1},
          lambda s: {"host": s.address, "password": SECRET}, 2, 1, 2),
+    Case("gude_epc", GudeSimulator, {"model": "8031", "password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET, "read": "status.json"}, 5, 5, 8),
 ]
 
 
