@@ -28,6 +28,7 @@ from support import accepts, free_port, wait_until
 from pdumqtt import registry
 from pdumqtt.simulators._http import HttpSimulator
 from pdumqtt.simulators.anel import AnelSimulator
+from pdumqtt.simulators.aten import AtenSimulator
 from pdumqtt.simulators.aviosys import AviosysSimulator
 from pdumqtt.simulators.dli import DliHttpSimulator, DliRestSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
@@ -122,6 +123,8 @@ LABGRID_CASES = [
          lambda s: {"host": s.address, "password": SECRET}, 2, 1, 2),
     Case("gude_epc", GudeSimulator, {"model": "8031", "password": SECRET},
          lambda s: {"host": s.address, "password": SECRET, "read": "status.json"}, 5, 5, 8),
+    Case("aten_pe", AtenSimulator, {"password": SECRET, "reboot_delay": 0.1},
+         lambda s: {"host": s.address, "password": SECRET}, 16, 16, 16),
 ]
 
 
