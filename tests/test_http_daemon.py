@@ -36,6 +36,7 @@ from pdumqtt.simulators.gude import GudeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
 from pdumqtt.simulators.intellinet import IntellinetSimulator
 from pdumqtt.simulators.lindy_ipower import LindyIpowerSimulator
+from pdumqtt.simulators.netio_cgi import NetioCgiSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
 from pdumqtt.simulators.rest import RestSimulator, SimpleRestSimulator
@@ -125,6 +126,8 @@ LABGRID_CASES = [
          lambda s: {"host": s.address, "password": SECRET, "read": "status.json"}, 5, 5, 8),
     Case("aten_pe", AtenSimulator, {"password": SECRET, "reboot_delay": 0.1},
          lambda s: {"host": s.address, "password": SECRET}, 16, 16, 16),
+    Case("netio_cgi", NetioCgiSimulator, {"password": SECRET, "interrupt_delay": 0.1},
+         lambda s: {"host": s.address, "password": SECRET}, 4, 4),
 ]
 
 
