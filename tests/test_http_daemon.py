@@ -128,6 +128,8 @@ LABGRID_CASES = [
          lambda s: {"host": s.address, "password": SECRET}, 16, 16, 16),
     Case("netio_cgi", NetioCgiSimulator, {"password": SECRET, "interrupt_delay": 0.1},
          lambda s: {"host": s.address, "password": SECRET}, 4, 4),
+    Case("digipower", LindyIpowerSimulator, {"username": "snmp", "password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET}, 8, 8, 8),
 ]
 
 
