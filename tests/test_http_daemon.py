@@ -31,6 +31,7 @@ from pdumqtt.simulators.anel import AnelSimulator
 from pdumqtt.simulators.aten import AtenSimulator
 from pdumqtt.simulators.aviosys import AviosysSimulator
 from pdumqtt.simulators.dli import DliHttpSimulator, DliRestSimulator
+from pdumqtt.simulators.energenie import EnergenieSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
 from pdumqtt.simulators.gude import GudeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
@@ -130,6 +131,8 @@ LABGRID_CASES = [
          lambda s: {"host": s.address, "password": SECRET}, 4, 4),
     Case("digipower", LindyIpowerSimulator, {"username": "snmp", "password": SECRET},
          lambda s: {"host": s.address, "password": SECRET}, 8, 8, 8),
+    Case("energenie_lan", EnergenieSimulator, {"password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET}, 3, 3),
 ]
 
 
