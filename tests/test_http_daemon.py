@@ -37,6 +37,7 @@ from pdumqtt.simulators.gude import GudeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
 from pdumqtt.simulators.intellinet import IntellinetSimulator
 from pdumqtt.simulators.lindy_ipower import LindyIpowerSimulator
+from pdumqtt.simulators.mfi_mpower import MfiMpowerSimulator
 from pdumqtt.simulators.netio_cgi import NetioCgiSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
@@ -133,6 +134,8 @@ LABGRID_CASES = [
          lambda s: {"host": s.address, "password": SECRET}, 8, 8, 8),
     Case("energenie_lan", EnergenieSimulator, {"password": SECRET},
          lambda s: {"host": s.address, "password": SECRET}, 3, 3),
+    Case("mfi_mpower", MfiMpowerSimulator, {"password": SECRET, "sensors": 3},
+         lambda s: {"host": s.address, "password": SECRET}, 3, 3, 3),
 ]
 
 
