@@ -25,11 +25,13 @@ class AtenSimulator(LaterMixin, HttpSimulator):
     options = {
         vol.Optional("outlets", default=16): vol.All(int, vol.Range(min=1, max=48)),
         vol.Optional("reboot_delay", default=0.3): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        vol.Optional("username", default="administrator"): str,  # ATEN's factory login
+        vol.Optional("password", default="password"): str,
     }
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.outlet_numbers = range(1, vol.Schema(self.options, extra=vol.ALLOW_EXTRA)(options)["outlets"] + 1)
-        super().__init__({"username": "administrator", "password": "password", **options})
+        super().__init__(options)
         self._pending_until: dict[int, float] = {}
         self.reboots = 0
 

@@ -23,13 +23,15 @@ import voluptuous as vol
 from pdumqtt.simulators._http import HttpSimulator, Request, Response
 from pdumqtt.simulators._later import LaterMixin
 
-DELAY = {vol.Optional("cycle_delay", default=0.3): vol.All(vol.Coerce(float), vol.Range(min=0))}
+# auth has no default: basic (legacy) or digest (REST) when a password is set
+DLI_OPTIONS = {vol.Optional("cycle_delay", default=0.3): vol.All(vol.Coerce(float), vol.Range(min=0)),
+               vol.Optional("auth"): vol.In(["none", "basic", "digest"])}
 
 
 class DliHttpSimulator(LaterMixin, HttpSimulator):
     outlet_numbers = range(1, 9)
     garbage_body = "<html><body>Please wait...</body></html>"
-    options = DELAY
+    options = DLI_OPTIONS
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__({"auth": "basic" if options.get("password") else "none", **options})
@@ -65,7 +67,7 @@ class DliHttpSimulator(LaterMixin, HttpSimulator):
 class DliRestSimulator(LaterMixin, HttpSimulator):
     outlet_numbers = range(8)
     garbage_body = "<html><body>Web Power Switch</body></html>"
-    options = {**DELAY, vol.Optional("names", default=[]): [str]}
+    options = {**DLI_OPTIONS, vol.Optional("names", default=[]): [str]}
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__({"auth": "digest" if options.get("password") else "none", **options})

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
+import voluptuous as vol
+
 from pdumqtt.simulators._http import HttpSimulator, Request, Response
 
 LOGIN_PAGE = ('<html><head><title>EnerGenie Web:</title></head><body><form method="post" action="login.html">'
@@ -22,9 +24,10 @@ LOGIN_PAGE = ('<html><head><title>EnerGenie Web:</title></head><body><form metho
 class EnergenieSimulator(HttpSimulator):
     outlet_numbers = range(1, 5)
     garbage_body = "<html><body>EnerGenie</body></html>"
+    options = {vol.Optional("password", default="1"): str}  # the factory password
 
     def __init__(self, options: dict[str, Any]) -> None:
-        super().__init__({"password": "1", **options})
+        super().__init__(options)
         self.session = False
         self.logins = 0
         self.logouts = 0

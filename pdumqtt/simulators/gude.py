@@ -34,6 +34,7 @@ class GudeSimulator(LaterMixin, HttpSimulator):
         vol.Optional("reset_delay", default=0.3): vol.All(vol.Coerce(float), vol.Range(min=0)),
         vol.Optional("blocked_by", default=None): vol.Any(None, str),
         vol.Optional("names", default=[]): [str],
+        vol.Optional("auth"): vol.In(["none", "basic", "digest"]),  # no default: basic when a password is set
     }
 
     def __init__(self, options: dict[str, Any]) -> None:

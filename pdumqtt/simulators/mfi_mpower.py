@@ -29,11 +29,15 @@ def _login_page(note: str = "") -> str:
 
 class MfiMpowerSimulator(HttpSimulator):
     garbage_body = "<html><body>mFi</body></html>"
-    options = {vol.Optional("sensors", default=3): vol.All(int, vol.Range(min=1, max=8))}
+    options = {
+        vol.Optional("sensors", default=3): vol.All(int, vol.Range(min=1, max=8)),
+        vol.Optional("username", default="ubnt"): str,  # Ubiquiti's factory login
+        vol.Optional("password", default="ubnt"): str,
+    }
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.outlet_numbers = range(1, vol.Schema(self.options, extra=vol.ALLOW_EXTRA)(options)["sensors"] + 1)
-        super().__init__({"username": "ubnt", "password": "ubnt", **options})
+        super().__init__(options)
         self.sessions: dict[str, bool] = {}  # session id: logged in
         self.logins = 0
 

@@ -20,10 +20,14 @@ from pdumqtt.simulators._later import LaterMixin
 class NetioCgiSimulator(LaterMixin, HttpSimulator):
     outlet_numbers = range(1, 5)
     garbage_body = "<html><head><title>NETIO</title></head><body></body></html>"
-    options = {vol.Optional("interrupt_delay", default=0.3): vol.All(vol.Coerce(float), vol.Range(min=0))}
+    options = {
+        vol.Optional("interrupt_delay", default=0.3): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        vol.Optional("username", default="admin"): str,  # NETIO's factory login
+        vol.Optional("password", default="admin"): str,
+    }
 
     def __init__(self, options: dict[str, Any]) -> None:
-        super().__init__({"username": "admin", "password": "admin", **options})
+        super().__init__(options)
         self.interrupts = 0
 
     def routes(self) -> dict[tuple[str, str], Any]:

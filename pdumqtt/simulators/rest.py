@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import voluptuous as vol
+
 from pdumqtt.simulators._http import HttpSimulator, Request, Response
 
 
@@ -20,6 +22,7 @@ def _plain(text: str, status: int = 200) -> Response:
 class RestSimulator(HttpSimulator):
     outlet_numbers = range(9)
     garbage_body = "<html><body>relay server</body></html>"
+    options = {vol.Optional("auth"): vol.In(["none", "basic", "digest"])}  # no default: basic when a password is set
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__({"auth": "basic" if options.get("password") else "none", **options})

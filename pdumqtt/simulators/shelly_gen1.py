@@ -24,6 +24,7 @@ class ShellyGen1Simulator(LaterMixin, HttpSimulator):
     options = {
         vol.Optional("relays", default=2): vol.All(int, vol.Range(min=1, max=4)),
         vol.Optional("names", default=[]): [str],
+        vol.Optional("auth"): vol.In(["none", "basic", "digest"]),  # no default: basic when a password is set
     }
 
     def __init__(self, options: dict[str, Any]) -> None:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import voluptuous as vol
+
 from pdumqtt.simulators._http import HttpSimulator, Request, Response
 
 
 class _Basic(HttpSimulator):
+    options = {vol.Optional("auth"): vol.In(["none", "basic", "digest"])}  # no default: basic when a password is set
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__({"auth": "basic" if options.get("password") else "none", **options})
 
