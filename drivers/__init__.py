@@ -47,9 +47,9 @@ class Driver:
     #: The outlets of the model a PDUDaemon name stands for, where the name fixes them;
     #: ``pdumqtt migrate`` gives a converted PDU that many ports.
     fixed_ports: ClassVar[int | None] = None
-    #: The number the device (and PDUDaemon's name for it) gives its first outlet: 0 where
-    #: PDUDaemon counts outlets from 0 (Shelly's switch ids, Intellinet's outlets); then
-    #: ``pdumqtt migrate`` gives the converted PDU the ports ``{"0": 0, "1": 1, ...}``.
+    #: The number of the device's first outlet: 1, or 0 on a PDUDaemon name whose driver numbered
+    #: outlets from 0 (conrad197720, shelly_gen2, intellinet), so that its users' requests keep their numbers. With 0,
+    #: ``ports: N`` means ports 0 to N-1 and ``set``/``get`` are given those numbers.
     first_port: ClassVar[int] = 1
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
@@ -68,6 +68,19 @@ class Driver:
     def get(self, port: int) -> bool:
         """Return True when outlet ``port`` is on, read from the device."""
         raise DriverError(f"{type(self).__name__} cannot read outlet state")
+
+    def ping(self) -> None:
+        """Check that the device answers, switching nothing; raise DriverError when it does not.
+
+        For drivers that cannot read outlets: the runner probes with it (while the PDU is
+        offline, or every ``poll_interval``), so such a PDU comes back online by itself.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def has_ping(cls) -> bool:
+        """True when the driver overrides :meth:`ping`."""
+        return cls.ping is not Driver.ping
 
     @classmethod
     def has_native_cycle(cls) -> bool:

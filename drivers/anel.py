@@ -3,7 +3,8 @@
 ``GET /?Sw_on=N,<user><password>`` switches outlet N on, ``Sw_off=N,...`` off: the user
 name and password are written together, with nothing between them, after the comma.
 A refused login is the body ``User or password error.`` (HTTP 200). The strip's answer
-carries no state here, so ``get`` answers what the daemon last switched. The credentials
+carries no state here, so ``get`` answers what the daemon last switched; ``ping`` fetches
+the start page (``GET /``), which switches nothing. The credentials
 travel in the query and are kept out of errors and logs.
 
 PDUDaemon's names take ``username`` (``admin``) and ``password`` (``anel``), and the PDU's
@@ -46,6 +47,10 @@ class Anel(HttpDriver):
         if text.strip() == REFUSED:
             self.close()
             raise self.error(f"refused the login ({REFUSED!r}): check username and password")
+
+    def ping(self) -> None:
+        # the strip's start page switches nothing; any answer short of a server error will do
+        self.request("GET", "/", auth=False, expect=tuple(range(200, 500)))
 
 
 def _pdudaemon_class(name: str, model: str, outlets: int) -> type[Anel]:

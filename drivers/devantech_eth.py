@@ -3,7 +3,9 @@
 One short session per call: connect, log in with ``0x79`` when a password is set,
 send one 3-byte frame (``0x20``/``0x21`` relay pulse) or read the outputs with ``0x24``,
 log out with ``0x7B``, close. A fresh session per call keeps us clear of the board's
-idle re-lock (30 s) and of half-open sockets after the board reboots.
+idle re-lock (30 s) and of half-open sockets after the board reboots. When a board
+refuses a relay, ``0x10`` (module id, hardware and firmware version) tells which board
+it is, so a wrong ``board`` setting is named in the error.
 ``logic: NC`` is for loads wired to the normally-closed contact: there the relay
 being active means the outlet is off, so on/off and the states read are inverted.
 The PDUDaemon driver names (``devantech_eth008`` ...) are subclasses taking its
@@ -23,7 +25,7 @@ from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
 
 DEFAULT_PORT = 17494
 
-ON, OFF, GET_OUTPUTS, LOGIN, UNLOCK_TIME, LOGOUT = 0x20, 0x21, 0x24, 0x79, 0x7A, 0x7B
+MODULE_INFO, ON, OFF, GET_OUTPUTS, LOGIN, UNLOCK_TIME, LOGOUT = 0x10, 0x20, 0x21, 0x24, 0x79, 0x7A, 0x7B
 
 
 class Board(NamedTuple):
@@ -32,14 +34,24 @@ class Board(NamedTuple):
     module_id: int  # first byte of the 0x10 module info reply
 
 
+# Module ids as the vendor's manuals give them for 0x10 (GET MODULE INFO).
 BOARDS: dict[str, Board] = {
     "eth002": Board(2, 1, 18),
     "eth008": Board(8, 1, 19),
     # ETH484's 0x24 reply is two bytes (relays, then the I/O lines); set state_bytes if yours differs.
     "eth484": Board(4, 2, 20),
     "eth8020": Board(20, 3, 21),
-    "eth0621": Board(2, 1, 22),
+    "eth0621": Board(2, 1, 23),
 }
+BOARD_BY_MODULE_ID = {board.module_id: name for name, board in BOARDS.items()}
+
+
+def describe_module(module_id: int) -> str:
+    """What a module id means, for messages: ``ETH008 (module id 19, 8 relays)``."""
+    name = BOARD_BY_MODULE_ID.get(module_id)
+    if name is None:
+        return f"module id {module_id}, not a board we know"
+    return f"{name.upper()} (module id {module_id}, {BOARDS[name].relays} relays)"
 
 
 def _password(value: Any) -> str:
@@ -146,7 +158,8 @@ class DevantechEth(Driver):
             raise DriverError(f"{where} answered {what} with 0x{reply.hex()}, expected 0x00")
 
     def _refusal(self, sock: socket.socket, where: str, port: int) -> str:
-        """Say why the board refused: most often a password is needed and not configured."""
+        """Say why the board refused: most often a password is needed and not configured,
+        else the board is not the one configured (relay beyond its count)."""
         if not self.config.get("password"):
             try:
                 sock.sendall(bytes([UNLOCK_TIME]))
@@ -154,7 +167,24 @@ class DevantechEth(Driver):
                     return f"{where} is password protected: set the password option"
             except (OSError, DriverError):
                 pass
+        try:
+            module_id = self._module_info(sock, where)[0]
+        except (OSError, DriverError):
+            return f"{where} refused to switch relay {port}"
+        if module_id != self.board.module_id:
+            return (f"{where} refused to switch relay {port}: the board reports {describe_module(module_id)}, "
+                    f"not the configured {self.config['board']}")
         return f"{where} refused to switch relay {port}"
+
+    def _module_info(self, sock: socket.socket, where: str) -> bytes:
+        self._send(sock, bytes([MODULE_INFO]), "module info", where)
+        return recv_exact(sock, 3, "module info", where, self.timeout)
+
+    def module_info(self) -> tuple[int, int, int]:
+        """Ask the board for its module id, hardware and firmware version (``0x10``)."""
+        with self._session() as (sock, where):
+            module_id, hardware, firmware = self._module_info(sock, where)
+        return module_id, hardware, firmware
 
     def get(self, port: int) -> bool:
         self._check_port(port)

@@ -3,7 +3,9 @@
 ``POST /switch/<object id>/turn_on`` (``turn_off``, ``toggle``) switches; ``GET
 /switch/<object id>`` answers ``{"id": "switch-<object id>", "value": bool, "state":
 "ON"|"OFF"}``; an unknown id is HTTP 404. With ``web_server: auth:`` set, the device asks
-for HTTP digest auth.
+for a login: the Arduino web server challenges with digest (and takes basic too), the
+ESP-IDF one with basic. So ``auth`` is ``auto`` here: the first request goes without
+credentials and the device's challenge picks the scheme (``basic`` or ``digest`` fix it).
 
 Outlets are addressed by the switch's object id: a port's **name** is its entity's object
 id (``ports: [relay_1, relay_2]`` addresses ``/switch/relay_1`` as port ``relay_1`` or 1);
@@ -26,16 +28,14 @@ from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 class Esphome(HttpDriver):
     model = "ESPHome device"
     protocol = "HTTP (ESPHome web_server REST)"
-    tested_against = "`esphome` simulator (HTTP on loopback, digest auth)"
+    tested_against = "`esphome` simulator (HTTP on loopback, basic and digest auth)"
     can_read = True
     options: ClassVar[dict[Any, Any]] = {
         **ADDRESS_OPTIONS,
         vol.Optional("username"): str,
         vol.Optional("password"): str,
+        vol.Optional("auth", default="auto"): vol.All(vol.Lower, vol.In(["auto", "basic", "digest"])),
     }
-
-    def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
-        super().__init__({**options, "auth": "digest"}, pdu=pdu, timeout=timeout)
 
     def _path(self, port: int) -> str:
         return f"/switch/{quote(self.port_names.get(port, str(port)), safe='')}"
@@ -67,5 +67,6 @@ class EsphomeHttp(Esphome):
         host = options.get("hostname") or pdu
         ours: dict[str, Any] = {"host": f"[{host}]:{options['port']}" if ":" in host else f"{host}:{options['port']}"}
         if options.get("username") and options.get("password"):  # as PDUDaemon: auth only with both
-            ours.update(username=options["username"], password=options["password"])
+            # PDUDaemon sends digest; auto also reaches the ESP-IDF web server, which asks for basic
+            ours.update(username=options["username"], password=options["password"], auth="auto")
         super().__init__(ours, pdu=pdu, timeout=timeout)

@@ -7,7 +7,9 @@ A driver for an HTTP device subclasses :class:`HttpDriver` and calls :meth:`Http
   :data:`ADDRESS_OPTIONS` = ``host`` (``host[:port]``, :func:`HostAddress`), ``https`` (bool),
   ``verify`` (bool, check the device's certificate), ``ca_file`` (a CA bundle to check it
   with); :data:`AUTH_OPTIONS` = ``username``, ``password``, ``auth`` (``basic``/``digest``,
-  sent as an HTTP header when a password is set). :data:`HTTP_OPTIONS` is both.
+  sent as an HTTP header when a password is set; ``auto`` asks once without credentials
+  and answers whichever scheme the device's 401 challenge names, kept for the driver's
+  life). :data:`HTTP_OPTIONS` is both.
   A PDUDaemon-name class maps its own option names onto these in ``__init__``.
 - **Timeouts**: ``self.timeout`` for the connect and for each read.
 - **Connections**: one session per driver instance, made on the first request and kept
@@ -36,6 +38,9 @@ A driver::
 is the query; ``expect`` the statuses that count as success (any 2xx when ``None``);
 ``auth=False`` sends no Authorization header even when a password is configured (for
 devices that take credentials in the query). It returns the ``requests.Response``.
+
+Devices with a login page override ``session_opened()``: it runs before the first request
+of each new session (so again after any failure), and the cookies it gets are kept.
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ ADDRESS_OPTIONS: dict[Any, Any] = {
 AUTH_OPTIONS: dict[Any, Any] = {
     vol.Optional("username", default="admin"): str,
     vol.Optional("password"): str,
-    vol.Optional("auth", default="basic"): vol.All(vol.Lower, vol.In(["basic", "digest"])),
+    vol.Optional("auth", default="basic"): vol.All(vol.Lower, vol.In(["basic", "digest", "auto"])),
 }
 HTTP_OPTIONS: dict[Any, Any] = {**ADDRESS_OPTIONS, **AUTH_OPTIONS}
 
@@ -97,6 +102,7 @@ def redact_url(url: str) -> str:
 class _RedactFilter(logging.Filter):
     """Cuts query strings and userinfo out of urllib3's request log lines, and masks secrets."""
 
+    #: Every driver's secrets: log records come from urllib3, which knows no driver.
     secrets: ClassVar[set[str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -158,6 +164,8 @@ class HttpDriver(Driver):
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         super().__init__(options, pdu=pdu, timeout=timeout)
         self._session: requests.Session | None = None
+        self._digest: HTTPDigestAuth | None = None
+        self._learnt_auth: str | None = None  # for auth: auto, what the device's challenge asked for
         self._secrets: set[str] = set()
         if options.get("password"):
             self.add_secret(options["password"])
@@ -194,11 +202,19 @@ class HttpDriver(Driver):
         verify = self._verify()
         try:
             with warnings.catch_warnings():
-                if verify is False:  # asked for: the option says so, once per PDU is in the config
+                if verify is False:  # the config asked for it; urllib3 would warn on every request
                     warnings.simplefilter("ignore", InsecureRequestWarning)
-                response = session.request(method, url, params=params, json=json, data=data, headers=headers,
+                def send() -> requests.Response:
+                    return session.request(method, url, params=params, json=json, data=data, headers=headers,
                                            auth=self._auth() if auth else None,
                                            timeout=(self.timeout, self.timeout), verify=verify)
+
+                response = send()
+                if auth and response.status_code == 401 and self._auth_mode() is None and self.config.get("password"):
+                    # auth: auto asked without credentials: answer the scheme the device challenges with
+                    challenge = response.headers.get("WWW-Authenticate", "").strip().lower()
+                    self._learnt_auth = "digest" if challenge.startswith("digest") else "basic"
+                    response = send()
         except requests.Timeout:
             self.close()
             raise self.error(f"{what}: no answer within {self.timeout:g} s") from None
@@ -254,6 +270,13 @@ class HttpDriver(Driver):
         if not first <= port < first + count:
             raise DriverError(f"outlet {port} does not exist: {self.where} has outlets {first} to {first + count - 1}")
 
+    def session_opened(self) -> None:
+        """Called once for each new session, before its first request: log in here.
+
+        Cookies the device sets stay in the session until it is dropped (after a failure,
+        or ``close()``), and the next session logs in again. ``self.request`` works here.
+        """
+
     def close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
@@ -267,18 +290,29 @@ class HttpDriver(Driver):
 
     def _open(self) -> requests.Session:
         if self._session is None:
-            self._session = requests.Session()
-            self._session.trust_env = False  # a lab's proxy variables must not reroute device traffic
-            self._session.headers["User-Agent"] = "pdumqtt"
-            self._digest: HTTPDigestAuth | None = None
+            session = self._session = requests.Session()
+            session.trust_env = False  # a lab's proxy variables must not reroute device traffic
+            session.headers["User-Agent"] = "pdumqtt"
+            self._digest = None
+            try:
+                self.session_opened()
+            except BaseException:
+                self.close()
+                raise
+            return session
         return self._session
+
+    def _auth_mode(self) -> str | None:
+        """``basic`` or ``digest``; None while ``auth: auto`` has not seen the device's challenge."""
+        mode = self.config.get("auth") or "basic"
+        return self._learnt_auth if mode == "auto" else mode
 
     def _auth(self) -> AuthBase | None:
         password = self.config.get("password")
-        if not password:
+        if not password or self._auth_mode() is None:
             return None
         username = self.config.get("username") or ""
-        if self.config.get("auth") == "digest":
+        if self._auth_mode() == "digest":
             if self._digest is None:  # kept with the session: it counts nonces
                 self._digest = HTTPDigestAuth(username, password)
             return self._digest

@@ -31,6 +31,7 @@ _OFF_WORDS = {"off", "0", "false", "no"}
 
 class LocalCommandLine(Driver):
     model = "local command"
+    native_driver = "localcmdline"  # PDUDaemon's name too; pdumqtt migrate converts its command strings
     protocol = "local program (argv, no shell)"
     tested_against = "real child processes"
     options = {

@@ -1,8 +1,8 @@
-"""PDUDaemon's APC and SNMP driver names, taking PDUDaemon's own option names.
+"""PDUDaemon's SNMP driver names, taking PDUDaemon's own option names (its APC telnet names are in apc_telnet).
 
 This module owns the translation only: each class here is one of our drivers with a
 schema that reads a ``pdudaemon.conf`` entry unchanged (the PDU's name as its host, or
-``hostname``; ``telnetport``, ``community``, ``mib`` + ``controlpoint`` or ``oid`` with
+``hostname``; ``community``, ``mib`` + ``controlpoint`` or ``oid`` with
 ``*``, ``onsetting``/``offsetting``, ``authpassphrase``, pysnmp protocol names...) and
 turns it into our options before the real driver starts. No MIB is loaded: the PowerNet-MIB and CPS-MIB
 names PDUDaemon configs use are mapped to their numeric OIDs here.
@@ -15,7 +15,6 @@ from typing import Any
 import voluptuous as vol
 
 from pdumqtt.drivers import DriverError
-from pdumqtt.drivers.apc_telnet import ApcTelnet
 from pdumqtt.drivers.snmp import SnmpDriver, oid_template
 from pdumqtt.drivers.snmp_presets import CyberpowerSnmp
 
@@ -24,19 +23,29 @@ ENT = "1.3.6.1.4.1."
 #: (MIB, object) names that PDUDaemon configs give as ``mib`` + ``controlpoint``.
 KNOWN_OBJECTS = {
     ("powernet-mib", "spduoutletctl"): ENT + "318.1.1.4.4.2.1.3",
+    ("powernet-mib", "spduoutletcontrolmspoutletcommand"): ENT + "318.1.1.6.5.1.1.5",
     ("powernet-mib", "rpduoutletcontroloutletcommand"): ENT + "318.1.1.12.3.3.1.1.4",
     ("powernet-mib", "rpdu2outletswitchedcontrolcommand"): ENT + "318.1.1.26.9.2.4.1.5",
     ("cps-mib", "epduoutletcontroloutletcommand"): ENT + "3808.1.1.3.3.3.1.1.4",
 }
-#: pysnmp's protocol names, as PDUDaemon's snmpv3 takes them.
+#: pysnmp's protocol names, as PDUDaemon's snmpv3 looks them up (``getattr`` on
+#: ``pysnmp.hlapi.v3arch.asyncio``): pysnmp 7's upper-case names and the camelCase ones it
+#: still resolves. Lower-cased here; the values are our protocol names.
 AUTH_NAMES = {
+    "usm_auth_none": "none", "usm_auth_hmac96_md5": "md5", "usm_auth_hmac96_sha": "sha",
+    "usm_auth_hmac128_sha224": "sha224", "usm_auth_hmac192_sha256": "sha256",
+    "usm_auth_hmac256_sha384": "sha384", "usm_auth_hmac384_sha512": "sha512",
     "usmnoauthprotocol": "none", "usmhmacmd5authprotocol": "md5", "usmhmacshaauthprotocol": "sha",
     "usmhmac128sha224authprotocol": "sha224", "usmhmac192sha256authprotocol": "sha256",
     "usmhmac256sha384authprotocol": "sha384", "usmhmac384sha512authprotocol": "sha512",
 }
 PRIV_NAMES = {
+    "usm_priv_none": "none", "usm_priv_cbc56_des": "des", "usm_priv_cbc168_3des": "3des",
+    "usm_priv_cfb128_aes": "aes", "usm_priv_cfb192_aes": "aes192", "usm_priv_cfb256_aes": "aes256",
+    "usm_priv_cfb192_aes_blumenthal": "aes192-blumenthal", "usm_priv_cfb256_aes_blumenthal": "aes256-blumenthal",
     "usmnoprivprotocol": "none", "usmdesprivprotocol": "des", "usm3desedeprivprotocol": "3des",
     "usmaescfb128protocol": "aes", "usmaescfb192protocol": "aes192", "usmaescfb256protocol": "aes256",
+    "usmaesblumenthalcfb192protocol": "aes192-blumenthal", "usmaesblumenthalcfb256protocol": "aes256-blumenthal",
 }
 
 
@@ -52,33 +61,6 @@ def _address(options: dict[str, Any], pdu: str, port_key: str | None = None) -> 
 
 
 _ADDRESS = {vol.Optional("hostname"): str, vol.Optional("host"): str}
-
-
-class _ApcTelnetName(ApcTelnet):
-    native_driver = "apc_telnet"
-    options = {
-        **_ADDRESS,
-        vol.Optional("telnetport", default=23): vol.All(int, vol.Range(min=1, max=65535)),
-        vol.Optional("username", default="apc"): str,
-        vol.Optional("password", default="apc"): str,
-        vol.Optional("keepalive", default=False): bool,
-    }
-    dialogue = "menu"
-
-    def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
-        ours = {"host": _address(options, pdu, "telnetport"), "username": options["username"],
-                "password": options["password"], "firmware": self.dialogue, "keepalive": options["keepalive"]}
-        super().__init__(ours, pdu=pdu, timeout=timeout)
-
-
-class Apc7952(_ApcTelnetName):
-    """apc7952, apc7900, apc7920, apc7921, apc7932, apc9210, apc9218, ap9606: the menu firmware."""
-
-
-class Apc8959(_ApcTelnetName):
-    """apc8959: the AOS command line (``olOn``/``olOff``)."""
-
-    dialogue = "cli"
 
 
 def _control_oid(options: dict[str, Any]) -> str:
@@ -97,10 +79,12 @@ def _control_oid(options: dict[str, Any]) -> str:
             raise DriverError(f"{mib}::{name} is not a MIB object we know by name (no MIB is ever loaded): "
                               f"give its numeric oid with * for the outlet; known names: {known}") from None
     template = base + (dot + suffix.replace("*", "{outlet}") if dot else "")
-    if not options.get("inside_number") and "{outlet}" not in template:
+    if options.get("inside_number"):
+        # PDUDaemon: the outlet is inside the controlpoint; static_ending only counts here
+        if options.get("static_ending") is not None:
+            template += f".{int(options['static_ending'])}"
+    elif "{outlet}" not in template:
         template += ".{outlet}"
-    if options.get("static_ending") is not None:
-        template += f".{int(options['static_ending'])}"
     return oid_template(template)
 
 

@@ -3,7 +3,8 @@
 ``GET /30000/NN`` switches a relay: NN (two digits) is ``2(N-1)+1`` for relay N on and
 ``2(N-1)`` for off; ``30000`` is the board's control path (``path``, set on the board). The
 board answers its control page either way, and has no state to read back here, so
-``get`` answers what the daemon last switched.
+``get`` answers what the daemon last switched; ``ping`` fetches the control page
+(``GET /30000/``), which switches nothing.
 
 PDUDaemon's ``sainsmart`` takes ``ip`` (else the PDU's name).
 """
@@ -33,6 +34,10 @@ class SainsmartRelay(HttpDriver):
         self.check_port(port, self.config.get("relays", 16))
         code = 2 * (port - 1) + (1 if on else 0)
         self.request("GET", f"/{self.config.get('path', '30000')}/{code:02d}")
+
+    def ping(self) -> None:
+        # the board's control page switches nothing; any answer short of a server error will do
+        self.request("GET", f"/{self.config.get('path', '30000')}/", expect=tuple(range(200, 500)))
 
 
 class Sainsmart(SainsmartRelay):

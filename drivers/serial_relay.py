@@ -76,6 +76,19 @@ class SerialLink:
             raise DriverError(f"no complete answer from {self.device} to {what} within {self.timeout:g} s")
         return got
 
+    def read(self, count: int, *, what: str = "") -> bytes:
+        """Read ``count`` more bytes of an answer already asked for (a chain of devices answering in turn)."""
+        port = self._open()
+        what = what or "the command"
+        try:
+            got = self._read(port, count)
+        except (serial.SerialException, OSError, termios.error) as exc:
+            self.close()
+            raise DriverError(f"{self.device} failed during {what}: {_reason(exc)}") from None
+        if len(got) != count:
+            raise DriverError(f"no complete answer from {self.device} to {what} within {self.timeout:g} s")
+        return got
+
     def _read(self, port: serial.Serial, count: int) -> bytes:
         deadline = time.monotonic() + self.timeout
         got = b""

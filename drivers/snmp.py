@@ -36,7 +36,9 @@ from pysnmp.hlapi.v3arch.asyncio import (
     USM_PRIV_CBC168_3DES,
     USM_PRIV_CFB128_AES,
     USM_PRIV_CFB192_AES,
+    USM_PRIV_CFB192_AES_BLUMENTHAL,
     USM_PRIV_CFB256_AES,
+    USM_PRIV_CFB256_AES_BLUMENTHAL,
     USM_PRIV_NONE,
     CommunityData,
     ContextData,
@@ -74,8 +76,12 @@ PRIV_PROTOCOLS = {
     "3des": USM_PRIV_CBC168_3DES,
     "aes": USM_PRIV_CFB128_AES,
     "aes128": USM_PRIV_CFB128_AES,
+    # Reeder's key extension (pysnmp's and Cisco's AES-192/256) ...
     "aes192": USM_PRIV_CFB192_AES,
     "aes256": USM_PRIV_CFB256_AES,
+    # ... and Blumenthal's (net-snmp's AES-192/256)
+    "aes192-blumenthal": USM_PRIV_CFB192_AES_BLUMENTHAL,
+    "aes256-blumenthal": USM_PRIV_CFB256_AES_BLUMENTHAL,
 }
 
 _OID_RE = re.compile(r"^\.?\d+(\.\d+)+$")

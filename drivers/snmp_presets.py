@@ -2,8 +2,8 @@
 
 Each preset is the generic :class:`~pdumqtt.drivers.snmp.SnmpDriver` with its table
 filled in from the vendor's MIB (numeric OIDs, see protocols.md), so a user only gives
-the address and credentials. ``apc_snmp`` also tells the APC family (sPDU, rPDU, rPDU2)
-from sysObjectID when ``family`` is not configured.
+the address and credentials. ``apc_snmp`` also tells the APC family (sPDU, MasterSwitch
+Plus, rPDU, rPDU2) from sysObjectID when ``family`` is not configured.
 """
 
 from __future__ import annotations
@@ -65,32 +65,44 @@ class SnmpPreset(SnmpDriver):
 
 APC_FAMILIES: dict[str, dict[str, Any]] = {
     "spdu": {"control": ENT + "318.1.1.4.4.2.1.3.{outlet}", "state": ENT + "318.1.1.4.4.2.1.3.{outlet}",
-             "name": ENT + "318.1.1.4.5.2.1.3.{outlet}", "on": [1], "off": [2]},
+             "name": ENT + "318.1.1.4.5.2.1.3.{outlet}", "values": (1, 2, 3), "on": [1], "off": [2]},
+    # MasterSwitch Plus: sPDUOutletControlMSPOutletCommand, indexed unit.module.outlet;
+    # immediateOnMSP(1), immediateOffMSP(3), immediateRebootMSP(5). The state column is
+    # sPDUOutletStatusMSPOutletState: on(1), off(2).
+    "msp": {"control": ENT + "318.1.1.6.5.1.1.5.{unit}.1.{outlet}",
+            "state": ENT + "318.1.1.6.7.1.1.5.{unit}.1.{outlet}",
+            "name": ENT + "318.1.1.6.7.1.1.4.{unit}.1.{outlet}", "values": (1, 3, 5), "on": [1], "off": [2]},
     "rpdu": {"control": ENT + "318.1.1.12.3.3.1.1.4.{outlet}", "state": ENT + "318.1.1.12.3.5.1.1.4.{outlet}",
-             "name": ENT + "318.1.1.12.3.5.1.1.2.{outlet}", "on": [1], "off": [2]},
+             "name": ENT + "318.1.1.12.3.5.1.1.2.{outlet}", "values": (1, 2, 3), "on": [1], "off": [2]},
     # rPDU2's status column counts the other way round: off(1), on(2).
     "rpdu2": {"control": ENT + "318.1.1.26.9.2.4.1.5.{outlet}", "state": ENT + "318.1.1.26.9.2.3.1.5.{outlet}",
-              "name": ENT + "318.1.1.26.9.2.3.1.3.{outlet}", "on": [2], "off": [1]},
+              "name": ENT + "318.1.1.26.9.2.3.1.3.{outlet}", "values": (1, 2, 3), "on": [2], "off": [1]},
 }
+#: PowerNet-MIB's product OIDs: masterSwitchV1/V2/VM are .4.1 to .4.3 (sPDU table),
+#: masterSwitchMSP .4.4, masterSwitchrPDU .4.5, masterSwitchrPDU2 .4.6.
 APC_SYS_OBJECT_IDS = {
-    ENT + "318.1.3.4.4": "spdu",
+    ENT + "318.1.3.4.4": "msp",
     ENT + "318.1.3.4.5": "rpdu",
     ENT + "318.1.3.4.6": "rpdu2",
 }
+_APC_FAMILY_ALIASES = {"masterswitch": "spdu", "masterswitchplus": "msp"}
 
 
 class ApcSnmp(SnmpPreset):
-    """APC Switched Rack PDUs and MasterSwitch units (PowerNet-MIB)."""
+    """APC Switched Rack PDUs, MasterSwitch and MasterSwitch Plus units (PowerNet-MIB)."""
 
     model = "APC Switched PDU (SNMP)"
     options = {
         **SnmpPreset.options,
         vol.Optional("family", default="auto"): vol.All(
-            vol.Lower, vol.Any("auto", "spdu", "masterswitch", "rpdu", "rpdu2")),
+            vol.Lower, vol.Any("auto", *APC_FAMILIES, *_APC_FAMILY_ALIASES)),
+        # MasterSwitch Plus only: which unit of a daisy chain (1 is the one with the card)
+        vol.Optional("unit", default=1): vol.All(int, vol.Range(min=1)),
     }
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
-        family = {"masterswitch": "spdu"}.get(options.get("family", "auto"), options.get("family", "auto"))
+        family = options.get("family", "auto")
+        family = _APC_FAMILY_ALIASES.get(family, family)
         self.family: str | None = None if family == "auto" else family
         super().__init__(options, pdu=pdu, timeout=timeout)
 
@@ -98,12 +110,17 @@ class ApcSnmp(SnmpPreset):
     def can_read(self) -> bool:  # type: ignore[override]
         return True
 
+    def fill(self, template: str) -> str:
+        return template.replace("{unit}", str(self.config.get("unit", 1)))
+
     def table(self) -> dict[str, Any]:
         if self.family is None:
             return {}
         f = APC_FAMILIES[self.family]
-        return {"control_oid": f["control"], "state_oid": f["state"], "name_oid": f["name"],
-                "on_value": 1, "off_value": 2, "cycle_value": 3, "state_on": f["on"], "state_off": f["off"]}
+        on, off, cycle = f["values"]
+        return {"control_oid": self.fill(f["control"]), "state_oid": self.fill(f["state"]),
+                "name_oid": self.fill(f["name"]), "on_value": on, "off_value": off, "cycle_value": cycle,
+                "state_on": f["on"], "state_off": f["off"]}
 
     def _detect(self) -> None:
         if self.family is not None:
@@ -111,10 +128,10 @@ class ApcSnmp(SnmpPreset):
         answer = self._request(SYS_OBJECT_ID).prettyPrint().lstrip(".")
         family = APC_SYS_OBJECT_IDS.get(answer)
         if family is None and answer.startswith(ENT + "318.1.3.4."):
-            family = "spdu"  # older MasterSwitch models all carry the sPDU table
+            family = "spdu"  # masterSwitchV1/V2/VM (.4.1 to .4.3) carry the sPDU table
         if family is None:
             raise DriverError(f"sysObjectID {answer} is not a known APC switched PDU: set 'family' "
-                              "(spdu, rpdu or rpdu2)")
+                              "(spdu, msp, rpdu or rpdu2)")
         self.family = family
         self.config = {**self.config, **self.table()}
 
@@ -153,43 +170,67 @@ class RaritanSnmp(SnmpPreset):
 
 
 class ServertechSnmp(SnmpPreset):
-    """ServerTech Sentry3 (Sentry3-MIB) and Sentry4 (Sentry4-MIB) switched PDUs."""
+    """ServerTech Sentry3 (Sentry3-MIB) and Sentry4 (Sentry4-MIB) switched PDUs.
+
+    Sentry3 indexes outlets tower.infeed.outlet. Unless ``infeed`` is set, outlet N is
+    spread over the infeeds ``outlets_per_infeed`` at a time, as labgrid does (with 8:
+    outlet 9 is 1.2.1); with ``infeed`` set, N is the outlet number within that infeed.
+    """
 
     model = "ServerTech Sentry (SNMP)"
     options = {
         **SnmpPreset.options,
         vol.Optional("generation", default=4): vol.All(vol.Coerce(int), vol.In([3, 4])),
         vol.Optional("tower", default=1): vol.All(int, vol.Range(min=1)),
-        vol.Optional("infeed", default=1): vol.All(int, vol.Range(min=1)),
+        vol.Optional("infeed"): vol.All(int, vol.Range(min=1)),
+        vol.Optional("outlets_per_infeed", default=8): vol.All(int, vol.Range(min=1)),
     }
 
     def table(self) -> dict[str, Any]:
-        t, i = self.config["tower"], self.config["infeed"]
         if self.config["generation"] == 3:
-            control = f"{ENT}1718.3.2.3.1.11.{t}.{i}.{{outlet}}"
-            state = f"{ENT}1718.3.2.3.1.5.{t}.{i}.{{outlet}}"
-            on, off = [1, 5, 9], [0, 4, 8]  # on/off, onError/offError, onFuse/offFuse
+            # outletControlAction on(1)/off(2)/reboot(3); outletStatus off(0) on(1)
+            # offWait(2) onWait(3) offError(4) onError(5) ... offFuse(8) onFuse(9): a
+            # waiting outlet reads as the state it is heading to.
+            control = f"{ENT}1718.3.2.3.1.11.{{outlet}}"
+            state = f"{ENT}1718.3.2.3.1.5.{{outlet}}"
+            on, off = [1, 3, 5, 9], [0, 2, 4, 8]
         else:
-            control = f"{ENT}1718.4.1.8.5.1.2.{t}.{i}.{{outlet}}"
-            state = f"{ENT}1718.4.1.8.3.1.1.{t}.{i}.{{outlet}}"
+            control = f"{ENT}1718.4.1.8.5.1.2.{{outlet}}"
+            state = f"{ENT}1718.4.1.8.3.1.1.{{outlet}}"
             on, off = [1], [2]
         return {"control_oid": control, "state_oid": state, "on_value": 1,
                 "off_value": 2, "cycle_value": 3, "state_on": on, "state_off": off}
+
+    def outlet_index(self, port: int) -> str:
+        """The tower.infeed.outlet index of outlet ``port``."""
+        tower, infeed = self.config["tower"], self.config.get("infeed")
+        if infeed is not None or self.config["generation"] == 4:
+            return f"{tower}.{infeed or 1}.{port}"
+        per = self.config["outlets_per_infeed"]
+        return f"{tower}.{(port - 1) // per + 1}.{(port - 1) % per + 1}"
+
+    def control(self, port: int, action: str) -> tuple[str, int]:
+        value = {"on": 1, "off": 2, "cycle": 3}[action]
+        return self.config["control_oid"].format(outlet=self.outlet_index(port)), value
+
+    def state_oid(self, port: int) -> str:
+        return self.config["state_oid"].format(outlet=self.outlet_index(port))
 
 
 class EatonSnmp(SnmpPreset):
     """Eaton ePDU (EATON-EPDU-MIB): one column per action, the value written is a delay."""
 
     model = "Eaton ePDU (SNMP)"
-    state_on, state_off = [1], [0]
     options = {**SnmpPreset.options, vol.Optional("strap", default=0): vol.All(int, vol.Range(min=0))}
     _columns: ClassVar[dict[str, int]] = {"off": 3, "on": 4, "cycle": 5}
 
     def table(self) -> dict[str, Any]:
         strap = self.config["strap"]
+        # outletControlStatus off(0) on(1) pendingOff(2) pendingOn(3): a pending outlet
+        # reads as the state it is heading to.
         return {"control_oid": f"{ENT}534.6.6.7.6.6.1.4.{strap}.{{outlet}}",
                 "state_oid": f"{ENT}534.6.6.7.6.6.1.2.{strap}.{{outlet}}",
-                "on_value": 0, "off_value": 0, "cycle_value": 0, "state_on": [1], "state_off": [0]}
+                "on_value": 0, "off_value": 0, "cycle_value": 0, "state_on": [1, 3], "state_off": [0, 2]}
 
     def control(self, port: int, action: str) -> tuple[str, int]:
         # 0 = act now; a positive value would delay the action, -1 cancels a pending one.

@@ -4,7 +4,8 @@ Tasmota's web command endpoint: ``GET /cm?cmnd=Power<N> On|Off`` switches relay 
 ``GET /cm?cmnd=Power<N>`` reads it; both answer ``{"POWER<N>": "ON"|"OFF"}``, and a device
 with one relay answers ``{"POWER": ...}`` (unless ``SetOption26 1``). With a web admin
 password set, the credentials go in the query (``&user=admin&password=...``) and a wrong
-one is HTTP 401 ``{"WARNING": "Need user=<username>&password=<password>"}``.
+one is ``{"WARNING": "Need user=<username>&password=<password>"}``, with HTTP 401 on recent
+firmware and HTTP 200 on older.
 
 PDUDaemon's names: ``tasmota`` (``port_count``, default 1), ``sonoff_s20_tasmota`` (1 relay),
 ``brennenstuhl_wspl01_tasmota`` (2), with options ``ip`` (else the PDU's name),
@@ -39,7 +40,12 @@ class Tasmota(HttpDriver):
         if self.config.get("password"):
             params.update(user=self.config.get("username") or "admin", password=self.config["password"])
         # the credentials are in the query: no Authorization header as well
+        # a refused login is HTTP 401 on recent firmware, HTTP 200 with the same warning on older
         reply = self.request_json("GET", "/cm", params=params, auth=False)
+        if isinstance(reply, dict) and "Need user=" in str(reply.get("WARNING", "")):
+            self.close()
+            hint = "check username and password" if self.config.get("password") else "set password"
+            raise self.error(f"GET /cm: refused the credentials ({reply['WARNING']}): {hint}")
         state = None
         if isinstance(reply, dict):
             state = reply.get(f"POWER{port}", reply.get("POWER") if port == 1 else None)

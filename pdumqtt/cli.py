@@ -80,6 +80,7 @@ def daemon(config_path: str, broker: str | None, client_id: str | None, log_leve
     """
     from pdumqtt.broker import BrokerError
     from pdumqtt.daemon import Daemon
+    from pdumqtt.monitor import MonitorError
     from pdumqtt.pdudaemon import ListenerError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -91,7 +92,7 @@ def daemon(config_path: str, broker: str | None, client_id: str | None, log_leve
         config.mqtt["client_id"] = client_id
     try:
         Daemon(config, broker=_broker(broker) if broker else None).run()
-    except (BrokerError, ListenerError) as e:
+    except (BrokerError, ListenerError, MonitorError) as e:
         _fail(str(e), EXIT_ERROR)
 
 
@@ -106,6 +107,34 @@ def check(config_path: str) -> None:
         _fail(f"{config_path}: {e}", EXIT_USAGE)
     ports = sum(len(p.ports) for p in config.pdus.values())
     click.echo(f"{config_path}: ok, {len(config.pdus)} PDUs, {ports} outlets, {len(config.aliases)} aliases")
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              envvar="PDUMQTT_CONFIG", help="the daemon's config file [env PDUMQTT_CONFIG]")
+@click.option("--broker", envvar="PDUMQTT_BROKER", help="check this broker (HOST:PORT) instead of mqtt.host/port")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="seconds to wait for each answer from the broker")
+def doctor(config_path: str, broker: str | None, timeout: float) -> None:
+    """Check a setup without switching anything, and say what to do.
+
+    The broker (reachable, credentials, round trip, queued-message limit), the running
+    daemon and its clock, the PDUDaemon listener's port, ssh known_hosts, and each PDU
+    (read through the daemon when it runs, else directly where the driver can read).
+    Exit 0 when nothing is wrong (warnings allowed), 1 for problems, 2 for a bad config.
+    """
+    from pdumqtt.doctor import PROBLEM, Doctor
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as e:
+        _fail(f"{config_path}: {e}", EXIT_USAGE)
+    findings = Doctor(config, _broker(broker) if broker else None, timeout).run()
+    for finding in findings:
+        click.echo(finding.line())
+    problems = sum(f.level == PROBLEM for f in findings)
+    click.echo(f"{problems} problem(s), {sum(f.level == 'warning' for f in findings)} warning(s)")
+    sys.exit(EXIT_ERROR if problems else 0)
 
 
 @main.command()
@@ -232,6 +261,46 @@ def status_command(pdu: str | None, timeout: float, as_json: bool, **broker: Any
     widths = [max(len(str(r[i])) for r in [("PDU", "PORT", "STATE", "AVAILABILITY"), *rows]) for i in range(4)]
     for row in [("PDU", "PORT", "STATE", "AVAILABILITY"), *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@main.command()
+@broker_options
+@click.argument("pdu", required=False)
+@click.option("--json", "as_json", is_flag=True, help="one JSON line per change instead of a table")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="seconds to wait for the broker to accept the connection")
+def watch(pdu: str | None, as_json: bool, timeout: float, **broker: Any) -> None:
+    """A live table of outlets, states, availability and each outlet's last ack; Ctrl-C ends it.
+
+    Watching only subscribes: it never sends a command.
+    """
+    from pdumqtt.watch import Fleet, Watcher, run_table
+
+    options = _options(**broker)
+    stop, changed = threading.Event(), threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    fleet = Fleet(options.base_topic, pdu)
+    if as_json:
+        def on_change(change: dict[str, Any]) -> None:
+            click.echo(json.dumps(change))
+            sys.stdout.flush()
+    else:
+        def on_change(change: dict[str, Any]) -> None:
+            changed.set()
+    watcher = Watcher(options, fleet, on_change)
+    try:
+        watcher.start(timeout)
+    except NoAnswer as e:
+        _fail(str(e), EXIT_NO_ANSWER)
+    click.echo(f"watching {options.base_topic}/ on {options.host}:{options.port}; Ctrl-C ends", err=True)
+    try:
+        if as_json:
+            stop.wait()
+        else:
+            run_table(watcher, changed, stop)
+    finally:
+        watcher.stop()
 
 
 @main.command()

@@ -40,17 +40,20 @@ def _base_topic(value: Any) -> str:
     return value
 
 
-def _ports(value: Any) -> dict[str, int]:
-    """A count, a list of names or a map of name to number, as a map of name to number."""
+def _ports(value: Any, first: int = 1) -> dict[str, int]:
+    """A count, a list of names or a map of name to number, as a map of name to number.
+
+    Ports are numbered from 1, or from ``first`` (0 for a driver whose device counts from 0).
+    """
     error = vol.Invalid("expected an int, a list of names or a map of name to number")
     if isinstance(value, bool):
         raise error
     if isinstance(value, int):
         if not 1 <= value <= 1024:
             raise vol.Invalid("expected a port count from 1 to 1024")
-        return {str(n): n for n in range(1, value + 1)}
+        return {str(n): n for n in range(first, first + value)}
     if isinstance(value, list) and value:
-        pairs = [(name, n) for n, name in enumerate(value, 1)]
+        pairs = [(name, n) for n, name in enumerate(value, first)]
     elif isinstance(value, dict) and value:
         pairs = list(value.items())
     else:
@@ -60,9 +63,8 @@ def _ports(value: Any) -> dict[str, int]:
         name = str(name) if isinstance(name, int) and not isinstance(name, bool) else name
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise vol.Invalid(f"port name {name!r}: expected letters, digits, '_', '.' or '-'")
-        # 0 is a port too: devices that count from 0 (and PDUDaemon's names for them) call it so
-        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-            raise vol.Invalid(f"port {name!r}: expected a number from 0")
+        if isinstance(number, bool) or not isinstance(number, int) or number < first:
+            raise vol.Invalid(f"port {name!r}: expected a number from {first}")
         if name.isdigit() and int(name) != number:
             raise vol.Invalid(f"port name {name!r} is a number other than its port {number}")
         if name in ports:
@@ -124,6 +126,11 @@ TOP_SCHEMA = vol.Schema({
         vol.Optional("device_based", default=False): bool,
     },
     vol.Optional("pdudaemon"): vol.Any(None, {vol.Optional("listen", default="127.0.0.1:16421"): _host_port}),
+    # the optional HTTP port: /metrics always, the live status page only when asked for
+    vol.Optional("http"): vol.Any(None, {
+        vol.Optional("listen", default="127.0.0.1:9421"): _host_port,
+        vol.Optional("status_page", default=False): bool,
+    }),
     vol.Optional("defaults", default={}): DEFAULTS_SCHEMA,
     vol.Required("pdus"): vol.All(dict, vol.Length(min=1, msg="expected at least one PDU")),
     vol.Optional("aliases", default={}): vol.Any(None, dict),
@@ -176,6 +183,7 @@ class Config:
     aliases: dict[str, Alias]
     homeassistant: dict[str, Any]
     pdudaemon: dict[str, Any] | None
+    http: dict[str, Any] | None = None
     source: str = "<data>"
 
     @property
@@ -229,7 +237,8 @@ def _pdu(name: Any, raw: Any, defaults: dict[str, Any]) -> PduConfig:
         driver_class = registry.load(driver_name)
     except Exception as e:  # an installed driver that fails to import is a config-time error
         raise ConfigError(f"pdus.{name}.driver: driver {driver_name!r} cannot be loaded: {e}") from None
-    common = {vol.Required("driver"): str, vol.Required("ports"): _ports}
+    first = getattr(driver_class, "first_port", 1)
+    common = {vol.Required("driver"): str, vol.Required("ports"): lambda value: _ports(value, first)}
     common.update({vol.Optional(k, default=defaults[k]): v for k, (_, v) in COMMON_PDU_KEYS.items()})
     schema = vol.Schema({**common, **driver_class.options})
     data = _validate(schema, raw, where)
@@ -267,7 +276,8 @@ def load_config_data(data: Any, source: str = "<data>") -> Config:
     defaults = top["defaults"]
     pdus = {name: _pdu(name, raw, defaults) for name, raw in top["pdus"].items()}
     return Config(mqtt=top["mqtt"], pdus=pdus, aliases=_aliases(top["aliases"], pdus),
-                  homeassistant=top["homeassistant"], pdudaemon=top.get("pdudaemon"), source=source)
+                  homeassistant=top["homeassistant"], pdudaemon=top.get("pdudaemon"), http=top.get("http"),
+                  source=source)
 
 
 def read_config_file(path: str | Path) -> Any:

@@ -34,7 +34,7 @@ import voluptuous as vol
 from pdumqtt.commands import BadCommand, Command, check_delay, request
 from pdumqtt.config import Config
 from pdumqtt.drivers import split_host
-from pdumqtt.runner import MAX_RETRY_BACKOFF
+from pdumqtt.runner import answer_within
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class PduDaemonListener:
             command.deadline = command.received + self.config.mqtt["max_command_age"]
         self.submit(command)
         try:
-            payload = await asyncio.wait_for(asyncio.shield(answer), self._wait_limit(command))
+            payload = await asyncio.wait_for(asyncio.shield(answer), answer_within(self.config, command))
         except TimeoutError:
             return Outcome(504, "no answer from the PDU's queue in time (the command may still run)")
         ack = json.loads(payload)
@@ -298,15 +298,6 @@ class PduDaemonListener:
         if error.startswith(("not run:", "expired:")):
             return Outcome(503, error)
         return Outcome(502, error)
-
-    def _wait_limit(self, command: Command) -> float:
-        """Longer than the runner can take: a queued command runs or is refused within
-        max_command_age, and then one cycle is two driver calls, each with its tries."""
-        pdu = self.config.pdus[command.pdu]
-        backoff = sum(min(pdu.retry_delay * 2 ** i, MAX_RETRY_BACKOFF) for i in range(pdu.retries))
-        call = (pdu.retries + 1) * pdu.timeout + backoff
-        delay = pdu.cycle_delay if command.delay is None else command.delay
-        return self.config.mqtt["max_command_age"] + 2 * (3 * call + delay) + 5
 
 
 def _http_response(outcome: Outcome, extra_headers: str = "") -> bytes:

@@ -138,6 +138,7 @@ def _ports_of(pdudaemon_driver: str, driver: str | None, options: dict[str, Any]
               alias_ports: list[int]) -> tuple[int, str]:
     count = options.get("port_count")
     fixed = registry.load(driver).fixed_ports if driver else None
+    first = registry.load(driver).first_port if driver else 1
     if isinstance(count, int) and not isinstance(count, bool) and count > 0:
         why = "from its port_count"
     elif fixed:
@@ -145,8 +146,8 @@ def _ports_of(pdudaemon_driver: str, driver: str | None, options: dict[str, Any]
     else:
         count, why = DEFAULT_PORTS, (f"PDUDaemon accepts any port number: {DEFAULT_PORTS} covers the largest "
                                      "common PDUs; set this PDU's real outlet count or name its ports")
-    if alias_ports and max(alias_ports) > count:
-        count, why = max(alias_ports), "raised to cover its aliases"
+    if alias_ports and max(alias_ports) + 1 - first > count:
+        count, why = max(alias_ports) + 1 - first, "raised to cover its aliases"
     return min(count, 1024), why
 
 
@@ -189,9 +190,6 @@ def _convert_pdu(name: str, raw: dict[str, Any], alias_ports: list[int]) -> tupl
         out["driver"] = driver
     count, why = _ports_of(pdudaemon_driver, driver, raw, alias_ports)
     out["ports"] = count
-    if driver and registry.load(driver).first_port == 0:  # PDUDaemon's port numbers, unchanged
-        out["ports"] = {str(n): n for n in range(count)}
-        why += ", numbered from 0 as the device does"
     notes.insert(0, f"ports: {count}, {why}")
     if "retries" in raw:
         if isinstance(raw["retries"], int) and not isinstance(raw["retries"], bool) and raw["retries"] >= 1:

@@ -43,6 +43,23 @@ class Publisher(Protocol):
     def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None: ...
 
 
+class CallObserver(Protocol):
+    """Told about every driver call (the metrics); called on the PDU's worker, so it must be quick."""
+
+    def driver_call(self, pdu: str, method: str, seconds: float, outcome: str) -> None: ...
+    def retry(self, pdu: str) -> None: ...
+
+
+def answer_within(config: Config, command: Command) -> float:
+    """Longer than the runner can take to answer ``command``: a queued command runs or is
+    refused within max_command_age, and then one cycle is two driver calls, each with its tries."""
+    pdu = config.pdus[command.pdu]
+    backoff = sum(min(pdu.retry_delay * 2 ** i, MAX_RETRY_BACKOFF) for i in range(pdu.retries))
+    call = (pdu.retries + 1) * pdu.timeout + backoff
+    delay = pdu.cycle_delay if command.delay is None else command.delay
+    return config.mqtt["max_command_age"] + 2 * (3 * call + delay) + 5
+
+
 class CallFailed(Exception):
     """A driver call failed after every try; the message is the ack's error."""
 
@@ -125,9 +142,10 @@ class _Cycle:
 class PduWorker:
     """The one thread that talks to one PDU."""
 
-    def __init__(self, pdu: PduConfig, publisher: Publisher) -> None:
+    def __init__(self, pdu: PduConfig, publisher: Publisher, calls: CallObserver | None = None) -> None:
         self.pdu = pdu
         self.publisher = publisher
+        self.calls = calls
         self.online: bool | None = None
         self._cond = threading.Condition()
         self._inbox: deque[Command] = deque()
@@ -137,6 +155,7 @@ class PduWorker:
         self._cycling: dict[int, _Cycle] = {}  # port number -> the cycle under way there
         self._known: dict[int, bool] = {}
         self._names_read = False
+        self._probe_due = False  # a probe is on the timers: never start a second chain
         self._driver: Driver | None = None
         self._caller: _CallThread | None = None
         self._stopping = threading.Event()
@@ -169,7 +188,7 @@ class PduWorker:
     # --- the worker thread -----------------------------------------------------------
 
     def _run(self) -> None:
-        self._schedule(0.0, self._probe)
+        self._schedule_probe(0.0)
         while (job := self._next_job()) is not None:
             try:
                 job()
@@ -267,9 +286,17 @@ class PduWorker:
         if online != self.online:
             self.online = online
             self.publisher.availability(self.pdu.name, online)
+            if not online:  # a command found it gone: probe until it answers, even without poll_interval
+                self._schedule_probe(self.pdu.poll_interval or OFFLINE_PROBE_INTERVAL)
+
+    def _schedule_probe(self, delay: float) -> None:
+        if not self._probe_due:
+            self._probe_due = True
+            self._schedule(delay, self._probe)
 
     def _probe(self) -> None:
         """Read every outlet, to publish state and availability without waiting for a command."""
+        self._probe_due = False
         try:
             if self._build_driver().can_read:
                 for name, number in self.pdu.ports.items():
@@ -278,14 +305,16 @@ class PduWorker:
                         self._confirm(name, number, on)
                 if not self._names_read:
                     self._read_outlet_names()
+            elif self._driver is not None and self._driver.has_ping():
+                self._call("ping", tries=1)  # it cannot read outlets, but can say whether it answers
             elif self.online is None:
                 self._set_online(True)  # nothing to ask the device: assume it is there until a call fails
         except CallFailed as e:
             log.warning("pdu %s: probe failed: %s", self.pdu.name, e)
-        readable = self._driver is not None and self._driver.can_read
+        readable = self._driver is not None and (self._driver.can_read or self._driver.has_ping())
         interval = self.pdu.poll_interval or (OFFLINE_PROBE_INTERVAL if not self.online else 0)
         if interval and (readable or self._driver is None):
-            self._schedule(interval, self._probe)
+            self._schedule_probe(interval)
 
     def _read_outlet_names(self) -> None:
         """Once, after the first good probe: the outlets' names as the device has them."""
@@ -328,6 +357,8 @@ class PduWorker:
             except _CallTimeout:
                 reason = f"device timeout: no answer within {self.pdu.timeout:g} s"
             if attempt + 1 < tries:
+                if self.calls is not None:
+                    self.calls.retry(self.pdu.name)
                 backoff = min(self.pdu.retry_delay * 2 ** attempt, MAX_RETRY_BACKOFF)
                 log.info("pdu %s: %s %s failed (%s); retrying in %.1f s", self.pdu.name, method, args, reason, backoff)
                 if self._stopping.wait(backoff):
@@ -337,6 +368,20 @@ class PduWorker:
         raise CallFailed(reason + (f" (after {attempt + 1} tries)" if attempt else ""))
 
     def _call_once(self, method: str, args: tuple[Any, ...]) -> Any:
+        if self.calls is None:
+            return self._call_driver(method, args)
+        started, outcome = time.monotonic(), "error"
+        try:
+            result = self._call_driver(method, args)
+            outcome = "ok"
+            return result
+        except _CallTimeout:
+            outcome = "timeout"
+            raise
+        finally:
+            self.calls.driver_call(self.pdu.name, method, time.monotonic() - started, outcome)
+
+    def _call_driver(self, method: str, args: tuple[Any, ...]) -> Any:
         driver = self._build_driver()
         if self._caller is None:
             self._caller = _CallThread(f"pdu-{self.pdu.name}-call")
@@ -383,8 +428,8 @@ class PduWorker:
 class Runner:
     """Every PDU's worker; routes each command to its PDU."""
 
-    def __init__(self, config: Config, publisher: Publisher) -> None:
-        self.workers = {name: PduWorker(pdu, publisher) for name, pdu in config.pdus.items()}
+    def __init__(self, config: Config, publisher: Publisher, calls: CallObserver | None = None) -> None:
+        self.workers = {name: PduWorker(pdu, publisher, calls) for name, pdu in config.pdus.items()}
 
     def submit(self, command: Command) -> None:
         self.workers[command.pdu].submit(command)

@@ -53,6 +53,15 @@ def test_faults_then_back(sim: AnelSimulator, failure: str, message: str) -> Non
     assert sim.outlets[2] is True
 
 
+def test_ping_switches_nothing(sim: AnelSimulator) -> None:
+    d = make(Anel, timeout=0.5, host=sim.address)
+    d.ping()
+    assert sim.requests[-1].query == {} and not any(sim.outlets.values())
+    sim.set_failure("hang")
+    with pytest.raises(DriverError, match="no answer"):
+        d.ping()
+
+
 def test_pdudaemon_names_and_defaults() -> None:
     with AnelSimulator({"outlets": 3}) as sim:  # admin/anel
         home = make(AnelNETPwrCtrlHOME, hostname=sim.address)

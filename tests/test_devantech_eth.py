@@ -120,3 +120,21 @@ def test_pdudaemon_names_take_ip_and_port(sim: DevantechEthSimulator) -> None:
     assert sim.relays[7] is True
     with pytest.raises(vol.Invalid):
         vol.Schema(DevantechETH008.options)({"port": 1})
+
+
+# Module ids from the vendor's manuals (0x10 GET MODULE INFO), written out here rather
+# than taken from the driver's table, which the simulator shares.
+MANUAL_MODULE_IDS = {"eth002": 18, "eth008": 19, "eth484": 20, "eth8020": 21, "eth0621": 23}
+
+
+@pytest.mark.parametrize("board", sorted(MANUAL_MODULE_IDS))
+def test_module_ids_are_the_manuals(board: str) -> None:
+    with DevantechEthSimulator({"board": board}) as s:
+        assert make(s, board=board).module_info()[0] == MANUAL_MODULE_IDS[board]
+
+
+def test_a_wrong_board_setting_is_named() -> None:
+    with DevantechEthSimulator({"board": "eth0621"}) as s:
+        with pytest.raises(DriverError, match=r"refused to switch relay 5: the board reports ETH0621 "
+                                              r"\(module id 23, 2 relays\), not the configured eth008"):
+            make(s, board="eth008").set(5, True)

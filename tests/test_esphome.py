@@ -35,6 +35,18 @@ def test_ports_named_after_object_ids(sim: EsphomeSimulator) -> None:
     assert sim.switch("relay_2") is False
 
 
+@pytest.mark.parametrize("scheme", ["basic", "digest"])
+def test_auto_auth_answers_the_devices_challenge(scheme: str) -> None:
+    with EsphomeSimulator({"password": "esppw", "auth": scheme}) as sim:
+        d = make(Esphome, names={1: "relay_1"}, host=sim.address, username="admin", password="esppw")
+        d.set(1, True)
+        assert d.get(1) is True
+        assert "authorization" not in sim.requests[0].headers  # asked without credentials first
+        assert sim.requests[-1].headers["authorization"].lower().startswith(scheme)
+        # the scheme is learnt once (digest then fetches its nonce, and reuses it for the get)
+        assert len(sim.requests) == (3 if scheme == "basic" else 4)
+
+
 def test_a_port_named_by_its_number_is_that_object_id(sim: EsphomeSimulator) -> None:
     d = make(Esphome, names={3: "3"}, host=sim.address, username="admin", password="esppw")
     d.set(3, True)

@@ -90,7 +90,7 @@ CASES = [
          lambda s: {"port": int(s.address.split(":")[1]), "api_key": SECRET}, 2, 2, 2, by_name=True),
     Case("intellinet", IntellinetSimulator, {"password": SECRET},
          lambda s: {"port": int(s.address.split(":")[1]), "username": "admin", "password": SECRET}, 0, 0,
-         {"0": 0, "1": 1}, by_name=True),
+         2, by_name=True),
     Case("ip9850", AviosysSimulator, {"password": SECRET}, lambda s: {"username": "admin", "password": SECRET},
          3, 3, by_name=True),
     Case("LindyIPowerClassic8", LindyIpowerSimulator, {"username": "snmp", "password": SECRET},
@@ -105,7 +105,7 @@ CASES = [
          lambda s: {"username": "lab", "password": SECRET}, 5, 5, 8, by_name=True),
     Case("servertechpro2", ServertechPro2Simulator, {"password": SECRET, "outlet_ids": ["1", "2"]},
          lambda s: {"ip": s.address, "protocol": "https", "insecure": True, "password": SECRET}, 2, 2, 2),
-    Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, {"0": 0, "1": 1}, by_name=True),
+    Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, 2, by_name=True),
 ]
 
 # labgrid's HTTP vendors: no PDUDaemon names, so these run by their pdumqtt names, over MQTT only
@@ -155,7 +155,8 @@ def ok(ack: dict[str, Any], state: str) -> bool:
 def test_over_mqtt_by_pdudaemon_name(case: Case, daemon: Any, probe: Any, unique: str,
                                      caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    readable = registry.load(case.driver).can_read
+    cls = registry.load(case.driver)
+    readable = cls.can_read or cls.has_ping()  # the runner probes the device without a command
     with case.simulator() as sim:
         probe.subscribe(f"pdu/{unique}/availability")
         probe.subscribe("pdu/bridge/info")
@@ -164,7 +165,7 @@ def test_over_mqtt_by_pdudaemon_name(case: Case, daemon: Any, probe: Any, unique
         acks = [probe.request(f"{topic}/set", "ON")]
         assert ok(acks[-1], "ON"), acks[-1]
         assert sim.outlet(case.outlet) is True
-        if readable:  # switched behind the daemon's back: get asks the device
+        if cls.can_read:  # switched behind the daemon's back: get asks the device
             sim.outlets[case.outlet] = False
             acks.append(probe.request(f"{topic}/get"))
             assert ok(acks[-1], "OFF"), acks[-1]
@@ -189,6 +190,7 @@ def test_over_mqtt_by_pdudaemon_name(case: Case, daemon: Any, probe: Any, unique
         assert ok(acks[-1], "OFF") and sim.outlet(case.outlet) is False
         probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online", start=start)
         info = probe.wait_for("pdu/bridge/info", lambda m: unique.encode() in m.payload).payload.decode()
+        assert not sim.errors, sim.errors
     # no credential in an ack, bridge/info or any log line, at DEBUG
     assert SECRET not in json.dumps(acks) and SECRET not in info
     leaked = [r.getMessage() for r in caplog.records if SECRET in r.getMessage()]
@@ -221,11 +223,11 @@ def test_migrate_keeps_the_name_and_options(case: Case) -> None:
     assert {k: v for k, v in converted.items() if k not in ("driver", "ports")} == options
     cls = registry.load(case.driver)
     fixed = cls.fixed_ports or options.get("port_count")
-    if fixed and cls.first_port == 0:  # PDUDaemon's port numbers, from 0
-        assert converted["ports"] == {str(n): n for n in range(fixed)}
-    elif fixed:
+    if fixed:
         assert converted["ports"] == fixed
-    load_config_data(result.config)
+    pdus = load_config_data(result.config).pdus
+    if cls.first_port == 0:  # PDUDaemon's port numbers, from 0: ports 0 to N-1
+        assert pdus[name].resolve_port("0") == ("0", 0)
 
 
 def _loopback_80(n: int) -> str | None:
@@ -297,3 +299,15 @@ def test_one_pdudaemon_conf_with_every_http_driver_runs_unchanged(fleet: Any, br
         output = proc.communicate(timeout=20)[0]
     assert proc.returncode == 0, output
     assert SECRET not in output
+    assert not [sim.errors for _, sim, _ in fleet if sim.errors]
+
+
+def test_port_0_is_a_port_for_devices_that_count_from_0() -> None:
+    from pdumqtt.config import ConfigError, load_config_data
+
+    pdu = load_config_data({"pdus": {"shelly": {"driver": "shelly_gen2", "ports": 2}}}).pdus["shelly"]
+    assert pdu.resolve_port("0") == ("0", 0)
+    with pytest.raises(ConfigError, match="expected a number from 0"):
+        load_config_data({"pdus": {"shelly": {"driver": "shelly_gen2", "ports": {"x": -1}}}})
+    with pytest.raises(ConfigError, match="expected a number from 1"):  # the native driver counts from 1
+        load_config_data({"pdus": {"shelly": {"driver": "shelly_rpc", "ports": {"0": 0}}}})

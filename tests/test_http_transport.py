@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 
 import pytest
 import voluptuous as vol
@@ -18,7 +19,7 @@ from support import free_port
 
 from pdumqtt.drivers import DriverError
 from pdumqtt.drivers.http_transport import HTTP_OPTIONS, HttpDriver, mask, redact_url
-from pdumqtt.simulators._http import HttpSimulator, Request, http_listen
+from pdumqtt.simulators._http import HttpSimulator, Request, Response, http_listen
 
 SECRET = "pa55-w0rd!"
 
@@ -46,6 +47,45 @@ class RelayDriver(HttpDriver):
 
     def get(self, port: int) -> bool:
         return self.request_json("GET", "/relay", params={"n": port})["on"]
+
+
+class LoginSim(RelaySim):
+    """A device with a login form that sets a session cookie, as the mFi or Energenie do."""
+
+    def routes(self) -> dict[tuple[str, str], Any]:
+        return {**super().routes(), ("POST", "/login.cgi"): self.login}
+
+    def login(self, request: Request) -> Response:
+        form = dict(parse_qsl(request.body.decode()))
+        if form != {"username": "lab", "password": SECRET}:
+            return Response(403, "<html>login failed</html>")
+        return Response(200, "<html>ok</html>", headers={"Set-Cookie": "AIROS_SESSIONID=abc123; Path=/"})
+
+    def respond(self, request: Request) -> Response | None:
+        if request.path != "/login.cgi" and "AIROS_SESSIONID=abc123" not in request.headers.get("cookie", ""):
+            self.requests.append(request)
+            return Response(302, "", headers={"Location": "/login.cgi"})
+        return super().respond(request)
+
+
+class LoginDriver(RelayDriver):
+    logins = 0
+
+    def session_opened(self) -> None:
+        self.logins += 1
+        self.request("POST", "/login.cgi", data={"username": "lab", "password": SECRET}, auth=False)
+
+
+def test_session_opened_logs_in_again_after_a_failure() -> None:
+    with LoginSim({}) as sim:
+        d = LoginDriver(vol.Schema(HTTP_OPTIONS)({"host": sim.address}), timeout=1)
+        d.set(1, True)
+        assert d.get(1) is True and d.logins == 1  # the cookie is kept between calls
+        sim.set_failure("error")
+        with pytest.raises(DriverError, match="HTTP 500"):
+            d.get(1)
+        sim.set_failure(None)
+        assert d.get(1) is True and d.logins == 2
 
 
 def make(sim: HttpSimulator, timeout: float = 2.0, **options: Any) -> RelayDriver:
@@ -180,3 +220,20 @@ def test_ipv6_loopback() -> None:
         assert sim.address.startswith("[::1]:")
         make(sim).set(4, True)
         assert sim.outlets[4] is True
+
+
+def test_every_http_simulator_starts_from_pdumqtt_sim_options() -> None:
+    """Each HTTP device simulator registered for `pdumqtt sim` starts from its own defaults and answers."""
+    import requests
+
+    from pdumqtt import registry
+
+    kinds = {name: ep for name, ep in registry.names(registry.SIMULATOR_GROUP).items()
+             if ep.value.startswith("pdumqtt.simulators.") and issubclass(ep.load(), HttpSimulator)}
+    assert len(kinds) >= 12, sorted(kinds)
+    for name, ep in kinds.items():
+        cls = ep.load()
+        with cls(vol.Schema(cls.options)({})) as sim:
+            reply = requests.get(f"{sim.url}/no-such-page", verify=sim.ca_file or True, timeout=5)
+            assert reply.status_code in (401, 404, 405), (name, reply.status_code, reply.text)
+            assert not sim.errors, (name, sim.errors)

@@ -55,6 +55,15 @@ def test_faults_then_back(sim: SainsmartSimulator, failure: str, message: str) -
     assert sim.outlets[2] is True
 
 
+def test_ping_switches_nothing(sim: SainsmartSimulator) -> None:
+    d = make(SainsmartRelay, timeout=0.5, host=sim.address)
+    d.ping()
+    assert sim.requests[-1].path == "/30000/" and not any(sim.outlets.values())
+    sim.set_failure("error")
+    with pytest.raises(DriverError, match="HTTP 500"):
+        d.ping()
+
+
 def test_pdudaemon_sainsmart(sim: SainsmartSimulator) -> None:
     make(Sainsmart, ip=sim.address).set(5, True)
     assert sim.outlets[5] is True and sim.requests[-1].path == "/30000/09"

@@ -171,3 +171,32 @@ def test_drop_is_an_unplug(usbrly: DevantechUsbSimulator) -> None:
         assert usbrly.relays[0] is True
     finally:
         d.close()
+
+
+# Module ids from Devantech's manuals (0x5A: module id, software version), written out
+# here rather than taken from the driver's table, which the simulator shares.
+MANUAL_MODULE_IDS = {"usb-rly02": 10, "usb-rly08b": 8, "usb-rly16": 9, "usb-rly16l": 15}
+
+
+@pytest.mark.parametrize("module", sorted(MANUAL_MODULE_IDS))
+def test_usbrly_module_ids_are_the_manuals(module: str) -> None:
+    with DevantechUsbSimulator({"module": module}) as sim:
+        d = make(DevantechUsb, sim.address, module=module)
+        try:
+            assert d.module_info() == (MANUAL_MODULE_IDS[module], 1)
+            d.set(2, True)  # and the module switches as configured
+            assert sim.relays[1] is True
+        finally:
+            d.close()
+
+
+def test_usbrly_wrong_module_setting_is_named() -> None:
+    with DevantechUsbSimulator({"module": "usb-rly02"}) as sim:
+        d = make(DevantechUsb, sim.address, module="usb-rly08b")
+        try:
+            expected = (r"relay 5 of .* did not switch on: the module reports "
+                        r"USB-RLY02 \(module id 10, 2 relays\), not the configured usb-rly08b")
+            with pytest.raises(DriverError, match=expected):
+                d.set(5, True)
+        finally:
+            d.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ V3 = {"v3_user": "labadmin", "v3_auth_key": "auth-secret-1", "v3_priv_key": "pri
 # simulated device -> (driver name, extra driver options)
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "apc_spdu": ("apc_snmp", {}),
+    "apc_msp": ("apc_snmp", {}),
     "apc_rpdu": ("apc_snmp", {}),
     "apc_rpdu2": ("apc_snmp", {}),
     "raritan": ("raritan_snmp", {}),
@@ -71,7 +73,7 @@ def test_preset_switches_and_reads(snmp_sim: Callable[..., SnmpSimulator], devic
         d.close()
 
 
-@pytest.mark.parametrize("family", ["apc_spdu", "apc_rpdu", "apc_rpdu2"])
+@pytest.mark.parametrize("family", ["apc_spdu", "apc_msp", "apc_rpdu", "apc_rpdu2"])
 def test_apc_family_detected_from_sys_object_id_and_names_read(snmp_sim: Callable[..., SnmpSimulator],
                                                                 family: str) -> None:
     sim = snmp_sim(device=family)
@@ -165,9 +167,11 @@ def test_wrong_community_times_out_with_a_hint(snmp_sim: Callable[..., SnmpSimul
     assert time.monotonic() - started < 2.5
 
 
-@pytest.mark.parametrize(("auth", "priv"), [("sha", "aes"), ("md5", "des"), ("sha256", "aes256")])
+@pytest.mark.parametrize(("auth", "priv"), [("sha", "aes"), ("md5", "des"), ("sha256", "aes256"),
+                                            ("sha512", "aes256-blumenthal"), ("sha", "aes192-blumenthal")])
 def test_v3_auth_priv(snmp_sim: Callable[..., SnmpSimulator], auth: str, priv: str) -> None:
-    sim = snmp_sim(device="apc_rpdu2", **V3, v3_auth_protocol=auth.upper(), v3_priv_protocol=priv.upper())
+    agent_priv = priv.upper().replace("-BLUMENTHAL", "BLMT")  # snmpsim's name for the same protocol
+    sim = snmp_sim(device="apc_rpdu2", **V3, v3_auth_protocol=auth.upper(), v3_priv_protocol=agent_priv)
     d = driver("apc_snmp", host=sim.address, version="3", user="labadmin", auth_key="auth-secret-1",
                priv_key="priv-secret-1", auth_protocol=auth, priv_protocol=priv)
     d.set(6, True)
@@ -385,6 +389,11 @@ PDUDAEMON_CASES = [
                             "privpassphrase": "priv-secret-1", "auth_protocol": "usmHMACSHAAuthProtocol",
                             "priv_protocol": "usmAesCfb128Protocol", "mib": "PowerNet-MIB",
                             "controlpoint": "rPDUOutletControlOutletCommand"}),
+    ("snmpv1", "apc_msp", {"community": "private", "mib": "PowerNet-MIB", "inside_number": True,
+                           "controlpoint": "sPDUOutletControlMSPOutletCommand.1.1.*", "onsetting": 1, "offsetting": 3}),
+    ("snmpv3", "apc_rpdu", {"username": "labadmin", "authpassphrase": "auth-secret-1",
+                            "privpassphrase": "priv-secret-1", "auth_protocol": "USM_AUTH_HMAC96_SHA",
+                            "priv_protocol": "USM_PRIV_CFB128_AES", "oid": "1.3.6.1.4.1.318.1.1.12.3.3.1.1.4.*"}),
     ("cyberpower81001", "cyberpower", {}),
     ("cyberpower41001", "cyberpower", {"community": "private"}),
     ("ip9258", "ip9258", {}),
@@ -392,7 +401,7 @@ PDUDAEMON_CASES = [
 
 
 @pytest.mark.parametrize(("name", "device", "settings"), PDUDAEMON_CASES,
-                         ids=[f"{n}-{d}" for n, d, _ in PDUDAEMON_CASES])
+                         ids=[f"{n}-{d}-{i}" for i, (n, d, _) in enumerate(PDUDAEMON_CASES)])
 def test_daemon_pdudaemon_snmp_names(snmp_sim: Callable[..., SnmpSimulator], daemon: Any, probe: Any, unique: str,
                                      name: str, device: str, settings: dict[str, Any]) -> None:
     extra = {**V3, "v3_auth_protocol": "SHA", "v3_priv_protocol": "AES"} if name == "snmpv3" else {}
@@ -424,3 +433,140 @@ def test_daemon_shows_the_outlet_names_the_device_keeps(snmp_sim: Callable[..., 
                              timeout=20)
     info = json.loads(message.payload)["pdus"][unique]
     assert info["outlet_names"] == {"1": "Outlet 1", "2": "Outlet 2", "3": "Outlet 3"}
+
+
+# --- fidelity to the devices' MIBs (drivers.md section 2, F2 to F6) -----------------------------------
+
+
+def test_masterswitch_plus_needs_the_msp_table(snmp_sim: Callable[..., SnmpSimulator]) -> None:
+    sim = snmp_sim(device="apc_msp")  # sysObjectID .318.1.3.4.4, only the MSP table
+    d = driver("apc_snmp", host=sim.address)
+    d.set(4, True)
+    assert d.family == "msp" and sim.outlet(4) and d.get(4)
+    d.set(4, False)  # immediateOffMSP is 3, not sPDU's 2
+    assert not sim.outlet(4) and d.get(4) is False
+    assert d.cycle(4, 5.0) is True and sim.reboots(4) == 1  # immediateRebootMSP(5)
+    # what pdumqtt did before: the sPDU table for .4.4, which a MasterSwitch Plus has not
+    with pytest.raises(DriverError, match=re.escape("has no object 1.3.6.1.4.1.318.1.1.4.4.2.1.3.4 ")):
+        driver("apc_snmp", host=sim.address, family="spdu").set(4, True)
+    with pytest.raises(DriverError, match=re.escape("has no object 1.3.6.1.4.1.318.1.1.6.5.1.1.5.2.1.4 ")):
+        driver("apc_snmp", host=sim.address, unit=2).set(4, True)  # a second unit the chain lacks
+
+
+def test_sentry3_outlets_spread_over_infeeds(snmp_sim: Callable[..., SnmpSimulator]) -> None:
+    sim = snmp_sim(device="sentry3", outlets=16)  # two infeeds of 8, as labgrid's CW-24VDD
+    d = driver("servertech_snmp", host=sim.address, generation=3)
+    d.set(9, True)
+    assert sim.outlet(9) and d.get(9) and not sim.outlet(1)
+    raw = driver("snmp", host=sim.address, control_oid="1.3.6.1.4.1.1718.3.2.3.1.11.{outlet}",
+                 state_oid="1.3.6.1.4.1.1718.3.2.3.1.5.1.2.{outlet}", state_on=1, state_off=0)
+    assert raw.get(1) is True  # outlet 9 is tower 1, infeed 2, outlet 1
+    # what pdumqtt did before: tower 1, infeed 1, outlet 9, which does not exist
+    with pytest.raises(DriverError, match=re.escape("has no object 1.3.6.1.4.1.1718.3.2.3.1.11.1.1.9 ")):
+        driver("servertech_snmp", host=sim.address, generation=3, infeed=1).set(9, True)
+    # infeed set: outlets count within it
+    d2 = driver("servertech_snmp", host=sim.address, generation=3, infeed=2)
+    d2.set(3, True)
+    assert sim.outlet(11) and d2.get(3)
+
+
+def test_sentry3_outlets_per_infeed_is_configurable(snmp_sim: Callable[..., SnmpSimulator]) -> None:
+    sim = snmp_sim(device="sentry3", outlets=12, outlets_per_infeed=4)
+    d = driver("servertech_snmp", host=sim.address, generation=3, outlets_per_infeed=4)
+    assert d.outlet_index(5) == "1.2.1" and d.outlet_index(12) == "1.3.4"
+    d.set(12, True)
+    assert sim.outlet(12) and d.get(12)
+
+
+@pytest.mark.parametrize(("device", "name", "extra", "state_oid", "old_on", "old_off"), [
+    ("eaton", "eaton_snmp", {}, "1.3.6.1.4.1.534.6.6.7.6.6.1.2.0.{outlet}", [1], [0]),
+    ("sentry3", "servertech_snmp", {"generation": 3}, "1.3.6.1.4.1.1718.3.2.3.1.5.1.1.{outlet}",
+     [1, 5, 9], [0, 4, 8]),
+], ids=["eaton", "sentry3"])
+def test_pending_states_read_as_where_they_head(snmp_sim: Callable[..., SnmpSimulator], device: str, name: str,
+                                                extra: dict[str, Any], state_oid: str, old_on: list[int],
+                                                old_off: list[int]) -> None:
+    sim = snmp_sim(device=device, switch_delay=60)  # every switch waits a minute: no race with the test
+    d = driver(name, host=sim.address, **extra)
+    # the driver's state values before this change, on the same state column
+    old = driver("snmp", host=sim.address, control_oid=state_oid, state_on=old_on, state_off=old_off)
+    d.set(2, True)
+    assert sim.pending(2) == "on" and not sim.outlet(2)  # pendingOn(3) / onWait(3)
+    assert d.get(2) is True
+    with pytest.raises(DriverError, match="reports state 3, which is neither on nor off"):
+        old.get(2)
+    sim.set_failure(switch_delay=0)
+    d.set(5, True)
+    assert sim.outlet(5) and d.get(5)
+    sim.set_failure(switch_delay=60)
+    d.set(5, False)
+    assert sim.pending(5) == "off" and sim.outlet(5)  # pendingOff(2) / offWait(2)
+    assert d.get(5) is False
+    with pytest.raises(DriverError, match="reports state 2, which is neither on nor off"):
+        old.get(5)
+
+
+def test_daemon_reports_a_pending_switch_as_its_target(snmp_sim: Callable[..., SnmpSimulator], daemon: Any,
+                                                       probe: Any, unique: str) -> None:
+    sim = snmp_sim(device="eaton", switch_delay=60)
+    daemon({"pdus": {unique: pdu_config(sim, "eaton_snmp")}})
+    ack = probe.request(f"pdu/{unique}/6/set", "ON")
+    assert (ack["status"], ack["state"], ack["error"]) == ("ok", "ON", None) and sim.pending(6) == "on"
+    ack = probe.request(f"pdu/{unique}/6/get", "")
+    assert (ack["status"], ack["state"]) == ("ok", "ON")
+
+
+def test_daemon_sentry3_second_infeed(snmp_sim: Callable[..., SnmpSimulator], daemon: Any, probe: Any,
+                                      unique: str) -> None:
+    sim = snmp_sim(device="sentry3", outlets=16)
+    daemon({"pdus": {unique: pdu_config(sim, "servertech_snmp", ports=16, generation=3)}})
+    ack = probe.request(f"pdu/{unique}/14/set", "ON")
+    assert (ack["status"], ack["state"], ack["error"]) == ("ok", "ON", None) and sim.outlet(14)
+    ack = probe.request(f"pdu/{unique}/14/get", "")
+    assert (ack["status"], ack["state"]) == ("ok", "ON")
+
+
+def test_blumenthal_and_reeder_aes_are_different_protocols(snmp_sim: Callable[..., SnmpSimulator]) -> None:
+    sim = snmp_sim(device="apc_rpdu2", **V3, v3_auth_protocol="SHA", v3_priv_protocol="AES256BLMT")
+    base = {"host": sim.address, "version": "3", "user": "labadmin", "auth_key": "auth-secret-1",
+            "priv_key": "priv-secret-1", "family": "rpdu2"}
+    assert driver("apc_snmp", **base, priv_protocol="aes256-blumenthal").get(1) is False
+    with pytest.raises(DriverError, match=r"decryption failed|no SNMP answer"):
+        driver("apc_snmp", timeout=1, **base, priv_protocol="aes256").get(1)
+
+
+@pytest.mark.parametrize(("auth", "priv", "agent_auth", "agent_priv"), [
+    ("USM_AUTH_HMAC96_SHA", "USM_PRIV_CFB128_AES", "SHA", "AES"),  # PDUDaemon's own test
+    ("USM_AUTH_HMAC192_SHA256", "USM_PRIV_CFB256_AES_BLUMENTHAL", "SHA256", "AES256BLMT"),
+    ("USM_AUTH_HMAC96_MD5", "USM_PRIV_CFB192_AES", "MD5", "AES192"),
+    ("usmHMAC384SHA512AuthProtocol", "usmAesBlumenthalCfb192Protocol", "SHA512", "AES192BLMT"),
+])
+def test_pdudaemon_snmpv3_takes_pysnmp_protocol_names(snmp_sim: Callable[..., SnmpSimulator], auth: str, priv: str,
+                                                      agent_auth: str, agent_priv: str) -> None:
+    sim = snmp_sim(device="apc_rpdu", **V3, v3_auth_protocol=agent_auth, v3_priv_protocol=agent_priv)
+    cls = registry.load("snmpv3")
+    d = cls(vol.Schema(cls.options)({
+        "hostname": sim.address, "username": "labadmin", "authpassphrase": "auth-secret-1",
+        "privpassphrase": "priv-secret-1", "auth_protocol": auth, "priv_protocol": priv,
+        "oid": "1.3.6.1.4.1.318.1.1.12.3.3.1.1.4.*"}), pdu="test", timeout=2)
+    d.set(7, True)
+    assert sim.outlet(7)
+
+
+def test_pdudaemon_static_ending_only_with_inside_number() -> None:
+    from pdumqtt.drivers.pdudaemon_names import _control_oid
+
+    rpdu2 = {"mib": "PowerNet-MIB", "controlpoint": "rPDU2OutletSwitchedControlCommand", "static_ending": 0}
+    # PDUDaemon: ObjectIdentity(mib, controlpoint, port): static_ending is not used here
+    assert _control_oid(rpdu2) == "1.3.6.1.4.1.318.1.1.26.9.2.4.1.5.{outlet}"
+    inside = {"mib": "PowerNet-MIB", "controlpoint": "sPDUOutletCtl.*", "inside_number": True, "static_ending": 7}
+    assert _control_oid(inside) == "1.3.6.1.4.1.318.1.1.4.4.2.1.3.{outlet}.7"
+
+
+def test_pdudaemon_static_ending_alone_switches_the_outlet(snmp_sim: Callable[..., SnmpSimulator]) -> None:
+    sim = snmp_sim(device="apc_rpdu2")
+    cls = registry.load("snmpv1")
+    d = cls(vol.Schema(cls.options)({"hostname": sim.address, **RPDU2_BY_NAME, "static_ending": 0}),
+            pdu="test", timeout=2)
+    d.set(2, True)  # before: ...4.1.5.2.0, an object the agent has not
+    assert sim.outlet(2)

@@ -41,6 +41,15 @@ def test_wrong_password_names_the_device_not_the_password(sim: TasmotaSimulator)
     assert sim.address in str(err.value) and "guess" not in str(err.value)
 
 
+def test_older_firmware_refuses_with_http_200() -> None:
+    with TasmotaSimulator({"password": "webpw", "refusal_status": 200}) as sim:
+        with pytest.raises(DriverError, match=r"refused the credentials \(Need user=") as err:
+            make(Tasmota, host=sim.address, password="guess").get(1)
+        assert "guess" not in str(err.value)
+        with pytest.raises(DriverError, match="set password"):
+            make(Tasmota, host=sim.address).get(1)
+
+
 def test_one_relay_device_answers_power() -> None:
     with TasmotaSimulator({}) as sim:
         d = make(Tasmota, host=sim.address)

@@ -14,7 +14,8 @@ own outlet numbering), and returns its routes from :meth:`HttpSimulator.routes`:
   with ``self.config``);
 - **state**: ``outlets``, a dict of the device's outlet number to on (True) / off;
 - **a record**: ``requests``, every :class:`Request` received (method, path, query, headers,
-  body), and ``connections``, the number of TCP connections accepted;
+  body), ``connections``, the number of TCP connections accepted, and ``errors``, what a
+  handler raised (answered with HTTP 500);
 - **TLS**: ``tls: true`` serves HTTPS with a self-signed certificate for ``localhost``,
   ``127.0.0.1`` and ``::1``, made with ``cryptography``; ``ca_file`` is its PEM path;
 - **failure injection**, switched while running by setting ``failure``: ``"error"``
@@ -176,7 +177,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         request = Request(self.command, parts.path or "/", dict(parse_qsl(parts.query, keep_blank_values=True)),
                           parts.query, {k.lower(): v for k, v in self.headers.items()}, body)
-        self._send(sim.respond(request))
+        try:
+            response = sim.respond(request)
+        except Exception as e:  # a simulator bug: answer it, and keep it for the test to see
+            sim.errors.append(e)
+            response = Response(500, f"simulator error: {type(e).__name__}: {e}", "text/plain")
+        self._send(response)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch  # noqa: N815 - http.server's names
 
@@ -226,6 +232,7 @@ class HttpSimulator(Simulator):
         self.outlets: dict[int, bool] = dict.fromkeys(self.outlet_numbers, False)
         self.requests: list[Request] = []
         self.connections = 0
+        self.errors: list[Exception] = []  # exceptions raised by handlers (answered with HTTP 500)
         self.ca_file: str | None = None
         self.tls_context: ssl.SSLContext | None = None
         self.lock = threading.Lock()  # held while a handler runs: handlers need no locking of their own

@@ -1,13 +1,19 @@
-"""APC telnet simulator: the menu firmware (AP79xx, AP92xx) and the CLI firmware (AOS 5+, ``apc>``).
+"""APC telnet simulator: the menu firmware (every layout PDUDaemon walks) and the CLI firmware (``apc>``).
 
 This module owns an asyncio telnet server on loopback, in its own thread, that speaks
 the two APC dialogues from protocols.md: the login prompts, telnet option negotiation
 (IAC WILL ECHO / WILL SGA), the menu tree with a paged outlet list and the ``YES``
 confirmation, or the CLI's ``olOn``/``olOff``/``olReboot``/``olStatus`` commands.
-The outlets are held in memory (``outlet(n)``). Failure modes, settable while running
-with :meth:`set_failure`: ``delay`` before every output, ``drop_after`` closes the
-connection after that many lines from the client, ``silent`` accepts and never says a
-word; a wrong password is refused as the device does (asked again, then hung up).
+``menu`` picks the model's menu tree: ``ap7952`` (Device Manager > Outlet Management >
+Outlet Control/Configuration > outlet > Control Outlet), ``ap7900`` (Device Manager item 3),
+``ap7932`` (no Control Outlet step), ``ap9210`` (Outlet Manager, Control of Outlet, Turn
+Outlet On/Off), ``ap9218`` (outlets in Device Manager) and ``ap9218-occ`` (its outlet
+menu says Outlet Control/Configuration). The outlets are held in memory (``outlet(n)``).
+Failure modes, settable while running with :meth:`set_failure`: ``delay`` before every
+output, ``drop_after`` closes the connection after that many lines from the client,
+``silent`` accepts and never says a word, ``wrong_prompt`` greets with some other
+device's ``login:``; a wrong password is refused as the device does (asked again, then
+hung up).
 """
 
 from __future__ import annotations
@@ -123,9 +129,17 @@ class _Session:
 
     async def login(self) -> bool:
         cfg = self.sim.config
-        for _ in range(3):
+        if self.sim.failure["wrong_prompt"]:  # some other device's login: never the APC prompts
+            while True:
+                await self.out("\r\nlogin: ")
+                await self.key_or_line()
+        tries = 0
+        while tries < 3:
             await self.out("\r\nUser Name : ")
             user = await self.key_or_line()
+            if not user:
+                continue  # ENTER at the user name asks again, as the device does
+            tries += 1
             await self.out("\r\nPassword  : ")
             password = await self.key_or_line()
             if user == cfg["username"] and password == cfg["password"]:
@@ -171,20 +185,31 @@ class _Session:
 
     # --- menu firmware ---------------------------------------------------------------------------
 
+    @property
+    def layout(self) -> str:
+        return LAYOUT_ALIASES.get(self.sim.config["menu"], self.sim.config["menu"])
+
     async def menu(self) -> None:
         await self.out(BANNER.format(aos="3.7.3"))
+        first = "1- Outlet Manager" if self.layout == "ap9210" else "1- Device Manager"
         while True:
             await self.out("------- Control Console -------------------------------------------------------\r\n\r\n"
-                           "     1- Device Manager\r\n     2- Network\r\n     3- System\r\n     4- Logout\r\n\r\n"
+                           f"     {first}\r\n     2- Network\r\n     3- System\r\n     4- Logout\r\n\r\n"
                            "     <ESC>- Main Menu, <ENTER>- Refresh, <CTRL-L>- Event Log\r\n> ")
             key = await self.key_or_line()
             if key == "4":
                 self.sim.logouts += 1
                 await self.out("\r\nConnection Closed - Bye\r\n")
                 return
-            if key == "1" and self.sim.config["menu"] == "ap92xx":
+            if key != "1":
+                continue
+            if self.layout == "ap9210":
+                await self.outlet_list("Outlet Manager")
+            elif self.layout.startswith("ap9218"):
                 await self.outlet_list("Device Manager")
-            elif key == "1":
+            elif self.layout == "ap7900":
+                await self.device_manager_ap7900()
+            else:
                 await self.device_manager()
 
     async def device_manager(self) -> None:
@@ -197,6 +222,19 @@ class _Session:
                 return
             if key == "2":
                 await self.outlet_management()
+
+    async def device_manager_ap7900(self) -> None:
+        # AP7900/AP7920 firmware: the outlets sit at Device Manager item 3
+        while True:
+            await self.out("\r\n------- Device Manager --------------------------------------------------------\r\n\r\n"
+                           "     1- Phase Monitor/Configuration\r\n     2- Outlet Restriction\r\n"
+                           "     3- Outlet Control/Configuration\r\n     4- Power Supply Status\r\n\r\n"
+                           "     <ESC>- Back, <ENTER>- Refresh\r\n> ")
+            key = await self.key_or_line()
+            if key == ESC:
+                return
+            if key == "3":
+                await self.outlet_list()
 
     async def outlet_management(self) -> None:
         while True:
@@ -225,28 +263,38 @@ class _Session:
             if key == ESC:
                 return
             if key.isdigit() and int(key) in self.sim.outlets:
-                await self.outlet_menu(int(key))
+                if self.layout == "ap7932":
+                    await self.control_outlet(key_title=f"Outlet {key}", n=int(key))  # no Control Outlet step
+                else:
+                    await self.outlet_menu(int(key))
 
     async def outlet_menu(self, n: int) -> None:
+        entry = {"ap9210": "1- Control of Outlet\r\n     2- Configuration of Outlet",
+                 "ap9218-occ": "1- Outlet Control/Configuration\r\n     2- Outlet Name"}.get(
+                     self.layout, "1- Control Outlet\r\n     2- Configure Outlet")
         while True:
             await self.out(f"\r\n------- Outlet {n} ----------------------------------------------------------\r\n\r\n"
                            f"        Name         : Outlet {n}\r\n        Outlet       : {n}\r\n"
                            f"        State        : {'ON' if self.sim.outlet(n) else 'OFF'}\r\n\r\n"
-                           "     1- Control Outlet\r\n     2- Configure Outlet\r\n\r\n"
+                           f"     {entry}\r\n\r\n"
                            "     ?- Help, <ESC>- Back, <ENTER>- Refresh, <CTRL-L>- Event Log\r\n> ")
             key = await self.key_or_line()
             if key == ESC:
                 return
             if key == "1":
-                await self.control_outlet(n)
+                await self.control_outlet(key_title=f"Control Outlet {n}", n=n)
 
-    async def control_outlet(self, n: int) -> None:
-        actions = {"1": ("Immediate On", "on"), "2": ("Immediate Off", "off"), "3": ("Immediate Reboot", "reboot")}
+    async def control_outlet(self, key_title: str, n: int) -> None:
+        if self.layout == "ap9210":
+            actions = {"1": ("Turn Outlet On", "on"), "2": ("Turn Outlet Off", "off"), "3": ("Reboot Outlet", "reboot")}
+            listing = "     1- Turn Outlet On\r\n     2- Turn Outlet Off\r\n     3- Reboot Outlet\r\n"
+        else:
+            actions = {"1": ("Immediate On", "on"), "2": ("Immediate Off", "off"), "3": ("Immediate Reboot", "reboot")}
+            listing = ("     1- Immediate On\r\n     2- Immediate Off\r\n     3- Immediate Reboot\r\n"
+                       "     4- Delayed On\r\n     5- Delayed Off\r\n     6- Delayed Reboot\r\n     7- Cancel\r\n")
         while True:
-            await self.out(f"\r\n------- Control Outlet {n} ------------------------------------------\r\n\r\n"
-                           "     1- Immediate On\r\n     2- Immediate Off\r\n     3- Immediate Reboot\r\n"
-                           "     4- Delayed On\r\n     5- Delayed Off\r\n     6- Delayed Reboot\r\n"
-                           "     7- Cancel\r\n\r\n"
+            await self.out(f"\r\n------- {key_title} ------------------------------------------\r\n\r\n"
+                           f"{listing}\r\n"
                            "     ?- Help, <ESC>- Back, <ENTER>- Refresh, <CTRL-L>- Event Log\r\n> ")
             key = await self.key_or_line()
             if key == ESC:
@@ -265,12 +313,16 @@ class _Session:
                 await self.key_or_line()
 
 
+#: the menu layouts by model (see drivers/apc_telnet.py LAYOUTS); ap79xx and ap92xx are the old names
+MENU_LAYOUTS = ["ap7952", "ap7900", "ap7932", "ap9210", "ap9218", "ap9218-occ"]
+LAYOUT_ALIASES = {"ap79xx": "ap7952", "ap92xx": "ap9218"}
+
+
 class ApcTelnetSimulator(Simulator):
     options = {
         vol.Optional("listen", default="127.0.0.1:0"): str,
         vol.Optional("firmware", default="menu"): vol.In(["menu", "cli"]),
-        # ap79xx: Device Manager > Outlet Management > Outlet Control; ap92xx: outlets in Device Manager
-        vol.Optional("menu", default="ap79xx"): vol.In(["ap79xx", "ap92xx"]),
+        vol.Optional("menu", default="ap7952"): vol.In([*MENU_LAYOUTS, *LAYOUT_ALIASES]),
         vol.Optional("outlets", default=8): vol.All(int, vol.Range(min=1, max=48)),
         vol.Optional("initial", default="off"): vol.In(["on", "off"]),
         vol.Optional("username", default="apc"): str,
@@ -280,6 +332,7 @@ class ApcTelnetSimulator(Simulator):
         vol.Optional("delay", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
         vol.Optional("drop_after", default=0): vol.All(int, vol.Range(min=0)),
         vol.Optional("silent", default=False): bool,
+        vol.Optional("wrong_prompt", default=False): bool,
     }
 
     def __init__(self, options: dict[str, Any]) -> None:
@@ -292,7 +345,7 @@ class ApcTelnetSimulator(Simulator):
         self.logins = 0  # connections accepted
         self.logouts = 0  # sessions ended by the client's own logout
         self.negotiated: list[tuple[int, int]] = []  # telnet (command, option) pairs the clients sent
-        self.failure = {k: self.config[k] for k in ("delay", "drop_after", "silent")}
+        self.failure = {k: self.config[k] for k in ("delay", "drop_after", "silent", "wrong_prompt")}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -321,8 +374,9 @@ class ApcTelnetSimulator(Simulator):
                 self.outlets[n] = action == "on"
 
     def set_failure(self, *, delay: float | None = None, drop_after: int | None = None,
-                    silent: bool | None = None) -> None:
-        for key, value in (("delay", delay), ("drop_after", drop_after), ("silent", silent)):
+                    silent: bool | None = None, wrong_prompt: bool | None = None) -> None:
+        for key, value in (("delay", delay), ("drop_after", drop_after), ("silent", silent),
+                           ("wrong_prompt", wrong_prompt)):
             if value is not None:
                 self.failure[key] = value
 

@@ -1,7 +1,9 @@
 """A Devantech USB-RLY module on a pty: one-byte commands, ``0x5B`` reads the states.
 
 ``garbage`` answers reads with the states inverted, so a driver that reads back
-after switching sees a relay that did not switch.
+after switching sees a relay that did not switch. ``0x5A`` answers the module's own id
+(as its manual gives it; 0 for the modules whose manual we have not seen) and version 1.
+Relay commands beyond the module's count are ignored, as the real modules do not have them.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class DevantechUsbSimulator(PtySimulator):
                 bits = sum(1 << i for i, r in enumerate(self.relays) if r)
                 out.append(~bits & 0xFF if self.failure == "garbage" else bits)
             elif byte == 0x5A:
-                out += bytes([10, 1])  # module id, software version
+                out += bytes([MODULES[self.config["module"]].module_id or 0, 1])  # module id, software version
             elif byte == 0x5C:
                 self._set_all = True
         return bytes(out)

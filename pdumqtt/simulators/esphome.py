@@ -3,7 +3,8 @@
 ``POST /switch/<id>/turn_on|turn_off|toggle`` answers 200 with an empty body; ``GET
 /switch/<id>`` answers ``{"id": "switch-<id>", "value": bool, "state": "ON"|"OFF"}``; an
 unknown id or action is 404. ``switches`` lists the object ids (``outlets`` is keyed by
-their position from 1). ``password`` turns on digest auth (ESPHome's ``web_server: auth``).
+their position from 1). ``password`` turns on digest auth (ESPHome's ``web_server: auth`` on
+the Arduino web server; ``auth: basic`` for the ESP-IDF one).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ class EsphomeSimulator(HttpSimulator):
 
     def __init__(self, options: dict[str, Any]) -> None:
         config = vol.Schema(self.options)(options)
-        if config["password"]:
-            config["auth"] = "digest"
+        if config["password"] and config["auth"] == "none":
+            config["auth"] = "digest"  # the Arduino web server's challenge; auth: basic for ESP-IDF
         self.ids = {name: n for n, name in enumerate(config["switches"], 1)}
         self.outlet_numbers = range(1, len(self.ids) + 1)
         super().__init__(config)

@@ -52,7 +52,7 @@ class IntellinetSimulator(HttpSimulator):
     def status(self, request: Request) -> Response:
         fields = "".join(f"<outletStat{n}>{'on' if on else 'off'}</outletStat{n}>" for n, on in self.outlets.items())
         xml = f"<response><cur0>0.4</cur0><stat0>normal</stat0><curBan>0.4</curBan><tempBan>24</tempBan>" \
-              f"<humBan>41</humBan><statBan>normal</statBan>{fields}</response>"
+              f"<humBan>41</humBan><statBan>normal</statBan>{fields}<userVerifyRes>0</userVerifyRes></response>"
         return Response(200, xml, "text/xml")
 
     def _on(self, n: int) -> None:

@@ -41,10 +41,11 @@ class ShellyRpcSimulator(HttpSimulator):
 
     def _authorized(self, request: Request) -> bool:
         try:
-            if request.json().get("method") == "Shelly.GetDeviceInfo":
-                return True
+            frame = request.json()
         except ValueError:
-            pass
+            frame = None
+        if isinstance(frame, dict) and frame.get("method") == "Shelly.GetDeviceInfo":
+            return True
         return super()._authorized(request)
 
     def rpc(self, request: Request) -> Response | dict[str, Any]:

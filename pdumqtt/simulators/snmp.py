@@ -33,11 +33,21 @@ from pdumqtt.simulators import Simulator, loopback_port
 ENT = "1.3.6.1.4.1."
 
 #: Per device: sysObjectID, sysDescr, and per-outlet records (kind, OID template, values).
+#: ``{n}`` is the outlet number, ``{idx}`` Sentry3's tower.infeed.outlet for it.
+#: ``pending_on``/``pending_off`` are what a state column reads while a switch waits
+#: (``switch_delay``, or an Eaton command's delay).
 DEVICES: dict[str, dict[str, Any]] = {
     "apc_spdu": {
-        "sysoid": ENT + "318.1.3.4.4", "descr": "APC MasterSwitch (simulated)",
+        "sysoid": ENT + "318.1.3.4.2", "descr": "APC MasterSwitch (simulated)",
         "records": [("control", ENT + "318.1.1.4.4.2.1.3.{n}", "on=1,off=2,reboot=3"),
                     ("name", ENT + "318.1.1.4.5.2.1.3.{n}", "")],
+    },
+    # MasterSwitch Plus: no sPDUOutletCtl table, only the MSP one (unit 1, module 1)
+    "apc_msp": {
+        "sysoid": ENT + "318.1.3.4.4", "descr": "APC MasterSwitch Plus (simulated)",
+        "records": [("control", ENT + "318.1.1.6.5.1.1.5.1.1.{n}", "on=1,off=3,reboot=5"),
+                    ("name", ENT + "318.1.1.6.7.1.1.4.1.1.{n}", ""),
+                    ("state", ENT + "318.1.1.6.7.1.1.5.1.1.{n}", "on=1,off=2")],
     },
     "apc_rpdu": {
         "sysoid": ENT + "318.1.3.4.5", "descr": "APC Switched Rack PDU rPDU (simulated)",
@@ -58,8 +68,8 @@ DEVICES: dict[str, dict[str, Any]] = {
     },
     "sentry3": {
         "sysoid": ENT + "1718.3", "descr": "ServerTech Sentry3 (simulated)",
-        "records": [("control", ENT + "1718.3.2.3.1.11.1.1.{n}", "on=1,off=2,reboot=3"),
-                    ("state", ENT + "1718.3.2.3.1.5.1.1.{n}", "on=1,off=0")],
+        "records": [("control", ENT + "1718.3.2.3.1.11.{idx}", "on=1,off=2,reboot=3"),
+                    ("state", ENT + "1718.3.2.3.1.5.{idx}", "on=1,off=0,pending_on=3,pending_off=2")],
     },
     "sentry4": {
         "sysoid": ENT + "1718.4", "descr": "ServerTech Sentry4 (simulated)",
@@ -71,7 +81,7 @@ DEVICES: dict[str, dict[str, Any]] = {
         "records": [("action", ENT + "534.6.6.7.6.6.1.3.0.{n}", "action=off"),
                     ("action", ENT + "534.6.6.7.6.6.1.4.0.{n}", "action=on"),
                     ("action", ENT + "534.6.6.7.6.6.1.5.0.{n}", "action=reboot"),
-                    ("state", ENT + "534.6.6.7.6.6.1.2.0.{n}", "on=1,off=0")],
+                    ("state", ENT + "534.6.6.7.6.6.1.2.0.{n}", "on=1,off=0,pending_on=3,pending_off=2")],
     },
     "cyberpower": {
         "sysoid": ENT + "3808.1.1.3", "descr": "CyberPower PDU (simulated)",
@@ -89,7 +99,8 @@ DEVICES: dict[str, dict[str, Any]] = {
 }
 
 AUTH = vol.In(["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"])
-PRIV = vol.In(["DES", "3DES", "AES", "AES128", "AES192", "AES256"])
+# snmpsim's names: AES192/AES256 are Reeder's key extension, the BLMT ones Blumenthal's
+PRIV = vol.In(["DES", "3DES", "AES", "AES128", "AES192", "AES256", "AES192BLMT", "AES256BLMT"])
 _NAME = vol.Match(r"^[A-Za-z0-9_.-]+$", msg="communities are file names: letters, digits, _ . - only")
 
 
@@ -125,6 +136,10 @@ class SnmpSimulator(Simulator):
         vol.Optional("v3_priv_key"): vol.All(str, vol.Length(min=8)),
         vol.Optional("v3_priv_protocol", default="AES"): PRIV,
         vol.Optional("reboot_time", default=1.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        # seconds an on/off waits (state reads pendingOn/onWait...) before the relay moves
+        vol.Optional("switch_delay", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        # Sentry3: outlets per infeed; outlet 9 is 1.2.1 with 8
+        vol.Optional("outlets_per_infeed", default=8): vol.All(int, vol.Range(min=1)),
         vol.Optional("delay", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
         vol.Optional("silent", default=False): bool,
         vol.Optional("workdir"): str,
@@ -137,7 +152,7 @@ class SnmpSimulator(Simulator):
         self._own_workdir = "workdir" not in self.config
         self.workdir = Path(self.config.get("workdir") or tempfile.mkdtemp(prefix="pdumqtt-snmpsim-"))
         self._control = {"delay": self.config["delay"], "silent": self.config["silent"],
-                         "reboot_time": self.config["reboot_time"]}
+                         "reboot_time": self.config["reboot_time"], "switch_delay": self.config["switch_delay"]}
         self._log: Any = None
         # `pdumqtt sim` only calls stop(): never leave an agent or a temporary folder behind
         atexit.register(self.remove if self._own_workdir else self.stop)
@@ -155,8 +170,10 @@ class SnmpSimulator(Simulator):
                  f"1.3.6.1.2.1.1.2.0|6:pdusim|value={dev['sysoid']}{ro}",
                  f"1.3.6.1.2.1.1.5.0|4:pdusim|value=pdumqtt-sim{ro}"]
         for n in range(1, self.config["outlets"] + 1):
+            per = self.config["outlets_per_infeed"]
+            idx = f"1.{(n - 1) // per + 1}.{(n - 1) % per + 1}"
             for kind, template, values in dev["records"]:
-                oid = template.format(n=n)
+                oid = template.format(n=n, idx=idx)
                 if kind == "name":
                     lines.append(f"{oid}|4:pdusim|value=Outlet {n}{ro}")
                 else:
@@ -263,12 +280,16 @@ class SnmpSimulator(Simulator):
 
     # --- failure modes and inspection ------------------------------------------------------------
 
-    def set_failure(self, *, delay: float | None = None, silent: bool | None = None) -> None:
-        """Slow every answer by ``delay`` seconds, or drop every request (``silent``)."""
+    def set_failure(self, *, delay: float | None = None, silent: bool | None = None,
+                    switch_delay: float | None = None) -> None:
+        """Slow every answer by ``delay`` seconds, drop every request (``silent``), or make
+        switches wait ``switch_delay`` seconds in a pending state."""
         if delay is not None:
             self._control["delay"] = delay
         if silent is not None:
             self._control["silent"] = silent
+        if switch_delay is not None:
+            self._control["switch_delay"] = switch_delay
         self._write_control()
 
     def _outlet_record(self, n: int) -> dict[str, Any]:
@@ -287,4 +308,13 @@ class SnmpSimulator(Simulator):
         out = self._outlet_record(n)
         if out.get("back_on_at") and time.time() >= out["back_on_at"]:
             return True
+        if out.get("pending") and time.time() >= out.get("pending_at", 0):
+            return out["pending"] == "on"
         return bool(out["on"])
+
+    def pending(self, n: int) -> str | None:
+        """``on`` or ``off`` while outlet ``n`` waits to switch, else None."""
+        out = self._outlet_record(n)
+        if out.get("pending") and time.time() < out.get("pending_at", 0):
+            return str(out["pending"])
+        return None

@@ -7,14 +7,18 @@ SNMPv3 context) of that agent, so a write to a control OID shows in a different 
 OID as on real rPDU/rPDU2 units. State is saved to ``state.json`` after each change (the
 simulator reads it, and it outlives an agent restart); ``control.json`` is re-read
 when it changes and sets the failure modes (``delay`` seconds before each answer,
-``silent`` to drop every request) and the native reboot time.
+``silent`` to drop every request), the native reboot time, and ``switch_delay``: the
+seconds an on or off waits before the outlet moves, during which state records with
+``pending_on``/``pending_off`` read those values (Eaton's pendingOn/pendingOff, Sentry3's
+onWait/offWait).
 
 Record values are ``key=value`` lists, for example ``role=control,outlet=3,on=1,off=2,reboot=3``:
 
 - ``const``: a fixed ``value``, not writable;
 - ``control``: writing ``on``/``off``/``reboot`` switches ``outlet``; reads give its state as ``on``/``off``;
 - ``state``: read-only state of ``outlet`` as ``on``/``off``;
-- ``action``: a write of 0 or more does ``action`` (on, off, reboot) to ``outlet``, -1 does nothing; reads -1.
+- ``action``: a write of 0 or more does ``action`` (on, off, reboot) to ``outlet`` after
+  that many seconds (plus ``switch_delay``), -1 cancels a pending one; reads -1.
 
 ``ro=1`` on a record refuses writes (a read-only community).
 """
@@ -72,12 +76,21 @@ def _outlet(mc, n):
     if out.get("back_on_at") and time.time() >= out["back_on_at"]:
         out["on"], out["back_on_at"] = True, None
         _save_state(mc)
+    if out.get("pending") and time.time() >= out.get("pending_at", 0):
+        out["on"] = out.pop("pending") == "on"
+        out.pop("pending_at", None)
+        _save_state(mc)
     return out
 
 
-def _switch(mc, n, action):
+def _switch(mc, n, action, wait=0.0):
     out = _outlet(mc, n)
-    if action == "on":
+    out.pop("pending", None)
+    out.pop("pending_at", None)
+    wait += float(_control(mc).get("switch_delay", 0.0))
+    if action in ("on", "off") and wait > 0:
+        out["pending"], out["pending_at"] = action, time.time() + wait
+    elif action == "on":
         out["on"], out["back_on_at"] = True, None
     elif action == "off":
         out["on"], out["back_on_at"] = False, None
@@ -124,11 +137,19 @@ def variate(oid, tag, value, **context):
             if written < -1:
                 raise smi_error.WrongValueError(name=oid, idx=idx)
             if written >= 0:
-                _switch(mc, s["outlet"], s["action"])
+                _switch(mc, s["outlet"], s["action"], wait=float(written))
+            else:
+                out = _outlet(mc, s["outlet"])
+                out.pop("pending", None)
+                out.pop("pending_at", None)
+                _save_state(mc)
         return oid, tag, context["origValue"]
     if role in ("control", "state"):
-        on = _outlet(mc, s["outlet"])["on"]
-        return oid, tag, make(int(s["on"] if on else s["off"]))
+        out = _outlet(mc, s["outlet"])
+        pending = out.get("pending")
+        if pending and f"pending_{pending}" in s:
+            return oid, tag, make(int(s[f"pending_{pending}"]))
+        return oid, tag, make(int(s["on"] if out["on"] else s["off"]))
     if role == "action":
         return oid, tag, make(-1)
     raw = s.get("value", "")

@@ -3,8 +3,9 @@
 ``Power<N>`` reads relay N, ``Power<N> On|Off|Toggle|1|0|2`` switches it (``Power`` alone
 is relay 1); the answer is ``{"POWER<N>": "ON"|"OFF"}``, ``{"POWER": ...}`` on a one-relay
 device unless ``setoption26`` is set. With ``password`` set (the web admin password), a
-request without ``user=admin&password=...`` in the query gets HTTP 401 and Tasmota's
-``{"WARNING": "Need user=<username>&password=<password>"}``. Unknown commands answer
+request without ``user=admin&password=...`` in the query gets Tasmota's ``{"WARNING":
+"Need user=<username>&password=<password>"}`` with HTTP 401 (``refusal_status: 200`` for
+older firmware). Unknown commands answer
 ``{"Command": "Unknown"}``.
 """
 
@@ -26,6 +27,8 @@ class TasmotaSimulator(HttpSimulator):
     options = {
         vol.Optional("relays", default=1): vol.All(int, vol.Range(min=1, max=32)),
         vol.Optional("setoption26", default=False): bool,
+        # the status of a refused login: 401 on recent firmware, 200 (same body) on older
+        vol.Optional("refusal_status", default=401): vol.In([200, 401]),
     }
 
     def __init__(self, options: dict[str, Any]) -> None:
@@ -40,7 +43,7 @@ class TasmotaSimulator(HttpSimulator):
         password = self.config["password"]
         if password and (request.query.get("user") != self.config["username"]
                          or request.query.get("password") != password):
-            return Response(401, {"WARNING": "Need user=<username>&password=<password>"})
+            return Response(self.config["refusal_status"], {"WARNING": "Need user=<username>&password=<password>"})
         name, _, value = request.query.get("cmnd", "").strip().partition(" ")
         match = POWER.match(name)
         relay = int(match.group(1) or 1) if match else 0

@@ -1,0 +1,186 @@
+"""The daemon's HTTP port: Prometheus metrics, the status page's events and buttons, over real sockets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+
+import pytest
+from support import free_port, wait_until
+
+from pdumqtt.drivers import sim
+
+
+def _get(address: tuple[str, int], path: str, timeout: float = 5) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(*address, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def _post(address: tuple[str, int], path: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection(*address, timeout=30)
+    try:
+        conn.request("POST", path, headers={"X-Pdumqtt": "1"} if headers is None else headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of metric ``name`` with exactly these labels in a Prometheus text exposition."""
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
+        if match and match[1] == name:
+            found = dict(re.findall(r'(\w+)="([^"]*)"', match[2] or ""))
+            if found == labels:
+                return float(match[3])
+    return None
+
+
+@pytest.fixture
+def monitored(daemon, unique):
+    def start(status_page: bool = False, **pdus):
+        d = daemon({"http": {"listen": f"127.0.0.1:{free_port()}", "status_page": status_page},
+                    "pdus": {f"{unique}-{k}": v for k, v in pdus.items()}})
+        return d, d.monitor.address
+    return start
+
+
+def test_metrics_count_commands_driver_calls_retries_timeouts_and_availability(monitored, probe, unique):
+    _, address = monitored(
+        good={"driver": "sim", "ports": 2},
+        flaky={"driver": "sim", "ports": 1, "fail_first": 1, "retry_delay": 0.01},
+        slow={"driver": "sim", "ports": 1, "hang_ports": [1], "timeout": 0.2, "retries": 0})
+    good, flaky, slow = f"{unique}-good", f"{unique}-flaky", f"{unique}-slow"
+    assert probe.request(f"pdu/{good}/1/set", "ON")["status"] == "ok"
+    assert probe.request(f"pdu/{good}/1/set", "OFF")["status"] == "ok"
+    assert probe.request(f"pdu/{flaky}/1/set", "ON")["status"] == "ok"  # the second try works
+    assert probe.request(f"pdu/{slow}/1/set", "ON")["status"] == "error"
+    sim.device(slow).release.set()
+    status, text = _get(address, "/metrics")
+    assert status == 200
+    assert _sample(text, "pdumqtt_commands_total", pdu=good, action="on", result="ok") == 1
+    assert _sample(text, "pdumqtt_commands_total", pdu=good, action="off", result="ok") == 1
+    assert _sample(text, "pdumqtt_commands_total", pdu=slow, action="on", result="error") == 1
+    assert _sample(text, "pdumqtt_driver_retries_total", pdu=flaky) == 1
+    # the start-up probe's read and the command's switch
+    assert _sample(text, "pdumqtt_driver_timeouts_total", pdu=slow) == 2
+    assert _sample(text, "pdumqtt_driver_call_seconds_count", pdu=good, method="set", outcome="ok") == 2
+    assert _sample(text, "pdumqtt_pdu_online", pdu=good) == 1
+    assert _sample(text, "pdumqtt_pdu_online", pdu=slow) == 0
+    assert _sample(text, "pdumqtt_queue_depth", pdu=good) == 0
+    assert _sample(text, "pdumqtt_broker_connected") == 1
+    assert _sample(text, "pdumqtt_broker_connections_total") == 1
+    assert (_sample(text, "process_resident_memory_bytes") or 0) > 0
+    assert _get(address, "/")[0] == 404, "the status page is off unless asked for"
+
+
+class _Events:
+    """A reader of the status page's server-sent events."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.conn = http.client.HTTPConnection(*address, timeout=10)
+        self.conn.request("GET", "/events")
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200
+        assert self.response.getheader("Content-Type") == "text/event-stream"
+
+    def next(self) -> tuple[str, dict]:
+        kind, data = "", ""
+        while True:
+            line = self.response.readline().decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif line == "" and kind:
+                return kind, json.loads(data)
+
+    def until(self, predicate) -> tuple[str, dict]:
+        while True:
+            event = self.next()
+            if predicate(*event):
+                return event
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_status_page_events_and_buttons_go_through_the_queue(monitored, unique):
+    _, address = monitored(status_page=True, lab={"driver": "sim", "ports": ["dut1", "dut2"]})
+    lab = f"{unique}-lab"
+    status, page = _get(address, "/")
+    assert status == 200 and "EventSource" in page
+    events = _Events(address)
+    try:
+        kind, snapshot = events.next()
+        assert kind == "snapshot" and set(snapshot[lab]["ports"]) == {"dut1", "dut2"}
+        status, ack = _post(address, f"/api/outlet/{lab}/dut2/on")
+        assert status == 200 and ack["status"] == "ok" and ack["state"] == "ON"
+        assert sim.device(lab).outlets[2] is True
+        events.until(lambda kind, d: kind == "state" and d == {"pdu": lab, "port": "dut2", "state": "ON"})
+        events.until(lambda kind, d: kind == "ack" and d["port"] == "dut2" and d["ack"]["status"] == "ok")
+    finally:
+        events.close()
+    assert _post(address, f"/api/outlet/{lab}/dut3/on")[0] == 404
+    assert _post(address, f"/api/outlet/{lab}/dut1/explode")[0] == 404
+    status, refused = _post(address, f"/api/outlet/{lab}/dut1/on", headers={})
+    assert status == 403 and "X-Pdumqtt" in refused["error"], "a cross-site form cannot switch"
+    assert 1 not in sim.device(lab).outlets
+
+
+def test_a_taken_http_port_stops_the_daemon_with_the_key(tmp_path, unique):
+    import socket
+
+    from support import run_cli, write_config
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        path = write_config(tmp_path, {"mqtt": {"host": "127.0.0.1", "port": free_port()},
+                                       "http": {"listen": f"127.0.0.1:{holder.getsockname()[1]}"},
+                                       "pdus": {unique: {"driver": "sim", "ports": 1}}})
+        done = run_cli("daemon", "-c", str(path), timeout=30)
+    finally:
+        holder.close()
+    assert done.returncode == 1 and "http.listen" in done.stderr
+
+
+def test_status_page_in_a_real_browser(monitored, probe, unique):
+    """Debian's chromium, driven headless by playwright: a click switches a simulated outlet."""
+    import shutil
+
+    from playwright import sync_api as playwright  # the test extra
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not shutil.which(chromium):
+        pytest.fail("chromium is not installed: apt-get install chromium (scripts/setup does it)")
+    _, address = monitored(status_page=True, lab={"driver": "sim", "ports": ["dut1", "dut2"]})
+    lab = f"{unique}-lab"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(f"http://{address[0]}:{address[1]}/")
+            page.wait_for_selector("#conn[data-live]", timeout=10_000)
+            row = page.locator(f'tr[data-pdu="{lab}"][data-port="dut1"]')
+            row.locator('button[data-action="on"]').click()
+            row.locator("td.state.ON").wait_for(timeout=10_000)
+            assert "on ok" in row.locator("td.ack").inner_text(timeout=10_000)
+            assert sim.device(lab).outlets[1] is True
+            # a switch over MQTT shows up live too
+            row2 = page.locator(f'tr[data-pdu="{lab}"][data-port="dut2"]')
+            assert probe.request(f"pdu/{lab}/dut2/set", "ON")["status"] == "ok"
+            row2.locator("td.state.ON").wait_for(timeout=10_000)
+            wait_until(lambda: page.locator(f'section[data-pdu="{lab}"] .availability.online').count() == 1, 10,
+                       "the page to show the PDU online")
+        finally:
+            browser.close()
