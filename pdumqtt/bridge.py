@@ -231,7 +231,8 @@ class MqttBridge:
         except BadCommand as bad:
             self._reply_fields(bad.command, props)
             log.info("refused %s: %s", message.topic[:200], bad)
-            self.ack(bad.command, None, str(bad), time.monotonic())
+            # an outlet that was found (a retained /set, a bad payload) still has a state to tell
+            self.ack(bad.command, self._states.get((bad.command.pdu, bad.command.port)), str(bad), time.monotonic())
             return
         self._reply_fields(command, props)
         if command.client_transaction:

@@ -10,6 +10,11 @@ Topics: ``{prefix}/switch/<node>/<pdu>_<port>/config`` and ``{prefix}/button/...
 ``pdumqtt_<base topic>``, so several pdumqtt daemons on one broker never touch each
 other's entities.
 
+Which Home Assistant takes it: per-entity discovery (the default) uses only keys that
+Home Assistant 2024.3 accepts (its schema refuses unknown ones, and the whole entity with
+them: ``model_id`` came in 2024.8); ``device_based`` needs 2024.11, where device discovery
+came, and adds ``model_id``.
+
 Stale entities (outlets or PDUs that left the config, or the other discovery style after
 ``device_based`` changed) are removed with an empty retained payload. What was published
 before is read back from the broker itself: on connect we subscribe to
@@ -90,8 +95,10 @@ class Discovery:
     def device(self, pdu: PduConfig) -> dict[str, Any]:
         model = getattr(pdu.driver_class, "model", "") or pdu.driver
         # no sw_version: that is the device's firmware, which pdumqtt does not know
-        return {"identifiers": [f"{self.node}_{safe_id(pdu.name)}"], "name": pdu.name, "model": model,
-                "model_id": pdu.driver}
+        device = {"identifiers": [f"{self.node}_{safe_id(pdu.name)}"], "name": pdu.name, "model": model}
+        if self.device_based:  # model_id came in 2024.8, device discovery in 2024.11: an older HA
+            device["model_id"] = pdu.driver  # refuses a per-entity config that carries it
+        return device
 
     def availability(self, pdu: PduConfig) -> dict[str, Any]:
         return {"availability": [{"topic": f"{self.base}/bridge/state"},

@@ -100,14 +100,17 @@ def install(folder: Path, state: dict[str, Any]) -> Path:
 
 
 def read(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    """The state, read under the tools' lock: a tool run by the daemon may be rewriting it."""
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return json.loads(path.read_text())
 
 
 def change(path: Path, edit: Callable[[dict[str, Any]], Any]) -> None:
     """Edit the state under the tools' lock: ``edit(state)`` changes it in place."""
     with open(f"{path}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        state = read(path)
+        state = json.loads(path.read_text())
         edit(state)
         path.write_text(json.dumps(state))
 

@@ -68,6 +68,21 @@ def test_a_retained_set_is_refused_and_never_fires_again(daemon, probe, unique):
         probe.publish(f"pdu/{unique}/2/set", b"", retain=True)  # clear it from the broker
 
 
+def test_a_refused_set_tells_the_state_it_left_alone(daemon, probe, unique):
+    daemon({"pdus": {unique: {"driver": "sim", "ports": 4}}})
+    probe.subscribe(f"pdu/{unique}/3/state")
+    probe.wait_for(f"pdu/{unique}/3/state", lambda m: m.payload == b"OFF")  # the first probe has read it
+    probe.subscribe(f"pdu/{unique}/3/ack")
+    probe.publish(f"pdu/{unique}/3/set", "ON", retain=True)
+    try:
+        ack = json.loads(probe.wait_for(f"pdu/{unique}/3/ack").payload)
+        assert ack["status"] == "error" and "retained" in ack["error"] and ack["state"] == "OFF", ack
+    finally:
+        probe.publish(f"pdu/{unique}/3/set", b"", retain=True)
+    assert probe.request(f"pdu/{unique}/3/set", "FLY")["state"] == "OFF"  # a bad payload too
+    assert probe.request(f"pdu/{unique}/9/set", "ON")["state"] is None  # no such outlet: no state
+
+
 def test_a_response_topic_with_wildcards_does_not_stop_the_ack(daemon, probe, unique):
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties

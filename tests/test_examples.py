@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import uuid
@@ -24,7 +25,7 @@ import pytest
 import yaml
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from support import free_port, run_cli
+from support import free_port
 
 from pdumqtt.commands import BadCommand, parse
 from pdumqtt.config import load_config, load_config_data
@@ -179,11 +180,15 @@ def test_mosquitto_scripts_status_and_send(scripted: str, broker: Any, probe: An
     assert script("send.sh", "ON", "lab", "1", broker=broker, base=scripted).returncode == 0
     probe.wait_for(f"{scripted}/lab/1/state", lambda m: m.payload == b"ON")
     done = script("status.sh", broker=broker, base=scripted)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and done.stderr == "", done.stderr  # no "Timed out" when it worked
     lines = set(done.stdout.splitlines())
     assert f"{scripted}/bridge/state online" in lines and f"{scripted}/lab/availability online" in lines
     assert f"{scripted}/lab/1/state ON" in lines and f"{scripted}/lab/fan/state OFF" in lines
     assert script("status.sh", "lab", broker=broker, base=scripted).returncode == 0
+    # no broker: mosquitto_sub's own error and status come through
+    gone = subprocess.run([str(SCRIPTS / "status.sh")], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(free_port())})
+    assert gone.returncode not in (0, 27) and "refused" in gone.stderr.lower(), gone
 
 
 # --- LAVA, labgrid, systemd, Home Assistant -----------------------------------------------
@@ -217,16 +222,65 @@ def test_labgrid_environment_names_a_configured_outlet() -> None:
     port = target["resources"]["PDUDaemonPort"]
     assert port["host"].endswith(":16421") and "PDUDaemonDriver" in target["drivers"]
     pdu = load_config(DEMO).pdus[port["pdu"]]
-    assert pdu.resolve_port(str(port["index"]))
+    # labgrid's PDUDaemonPort passes index through int(); its driver's delay must be a float
+    assert isinstance(port["index"], int) and pdu.resolve_port(str(port["index"]))
+    assert isinstance(target["drivers"]["PDUDaemonDriver"]["delay"], float)
 
 
-def test_systemd_unit() -> None:
+def test_systemd_unit(broker: Any, probe: Any, unique: str, tmp_path: Path) -> None:
+    """The unit's ExecStart as systemd runs it (its config path ours): online, then its
+    KillSignal ends it cleanly in time, and a bad config exits with RestartPreventExitStatus."""
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.read(EXAMPLES / "systemd" / "pdumqtt.service")
-    argv = shlex.split(unit["Service"]["ExecStart"])
-    assert Path(argv[0]).name == "pdumqtt" and argv[1:3] == ["daemon", "-c"]
-    assert unit["Service"]["RestartPreventExitStatus"] == "2"  # a bad config: restarting does not help
-    assert run_cli("daemon", "--help").returncode == 0
+    service = unit["Service"]
+    argv = shlex.split(service["ExecStart"])
+    assert Path(argv[0]).name == "pdumqtt" and argv[1:3] == ["daemon", "-c"] and len(argv) == 4
+    assert service["KillSignal"] == "SIGTERM" and service["Restart"] == "on-failure"
+    demo = yaml.safe_load(DEMO.read_text())
+    demo["mqtt"].update({"base_topic": unique, "host": broker.host, "port": broker.port})
+    config = tmp_path / "pdumqtt.yaml"
+    config.write_text(yaml.safe_dump(demo))
+    exe = str(Path(sys.executable).with_name("pdumqtt"))  # where pip put it, for /usr/local/bin/pdumqtt
+    probe.subscribe(f"{unique}/bridge/state")
+    process = subprocess.Popen([exe, *argv[1:3], str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        probe.wait_for(f"{unique}/bridge/state", lambda m: m.payload == b"online", timeout=20)
+        process.send_signal(getattr(signal, service["KillSignal"]))
+        assert process.wait(float(service["TimeoutStopSec"])) == 0  # not a failure: no restart
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    probe.wait_for(f"{unique}/bridge/state", lambda m: m.payload == b"offline")
+    config.write_text("pdus: {lab: {driver: sim, ports: 2, bogus_key: 1}}\n")
+    bad = subprocess.run([exe, *argv[1:3], str(config)], capture_output=True, text=True, timeout=30)
+    assert str(bad.returncode) == service["RestartPreventExitStatus"], bad  # a bad config: no restart loop
+    assert "bogus_key" in bad.stdout + bad.stderr
+
+
+def test_watch_script_follows_acks_and_states(scripted: str, broker: Any) -> None:
+    env = {**os.environ, "MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port), "PDU_BASE": scripted}
+    watch = subprocess.Popen([str(SCRIPTS / "watch.sh")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+    try:
+        lines: list[str] = []
+        # the retained states come first: once they are here, watch.sh has subscribed
+        while not any(line.startswith(f"{scripted}/lab/2/state ") for line in lines):
+            lines.append(watch.stdout.readline() if watch.stdout else "")
+            assert lines[-1], f"watch.sh ended: {watch.stderr.read() if watch.stderr else ''}"
+        assert script("on.sh", "lab", "2", broker=broker, base=scripted).returncode == 0
+        start = len(lines)
+        acks: list[str] = []
+        while not acks or f"{scripted}/lab/2/state ON\n" not in lines[start:]:
+            lines.append(watch.stdout.readline() if watch.stdout else "")
+            assert lines[-1], "watch.sh ended"
+            if lines[-1].startswith(f"{scripted}/lab/2/ack "):
+                acks.append(lines[-1])
+        assert json.loads(acks[0].split(" ", 1)[1])["state"] == "ON"
+    finally:
+        watch.terminate()
+        watch.wait(10)
 
 
 def test_home_assistant_example_config() -> None:
@@ -236,3 +290,15 @@ def test_home_assistant_example_config() -> None:
     load_config_data(data)
     assert mqtt.topic_matches_sub("homeassistant/+/pdumqtt_pdu/+/config",
                                   "homeassistant/switch/pdumqtt_pdu/lab-pdu1_3/config")
+
+
+def test_readme_compatibility_table_names_the_versions_the_integration_tests_run() -> None:
+    from integration.envs import VERSIONS
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("### Compatibility")
+    table = readme[start:readme.index("\n## ", start)]
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    for program, row in (("homeassistant", "Home Assistant core"), ("node-red", "Node-RED"),
+                         ("labgrid", "labgrid"), ("pdudaemon", "PDUDaemon's `pduclient`")):
+        assert f"| {VERSIONS[program]} " in rows[row], (program, rows[row])

@@ -9,5 +9,12 @@ base=${PDU_BASE:-pdu}
 set -- -h "${MQTT_HOST:-localhost}" -p "${MQTT_PORT:-1883}" ${MQTT_USER:+-u "$MQTT_USER"} \
     ${MQTT_PASSWORD:+-P "$MQTT_PASSWORD"} --retained-only -W "${PDU_STATUS_WAIT:-1}" -v \
     -t "$base/bridge/state" -t "$base/$pdu/availability" -t "$base/$pdu/+/state"
-# --retained-only stops at the first live message; -W ends the wait when none comes (status 27)
-mosquitto_sub "$@" || [ $? -eq 27 ]
+# --retained-only stops at the first live message; -W ends the wait when none comes: status 27
+# and "Timed out" on stderr, which here only means that every retained message has arrived
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
+status=0
+mosquitto_sub "$@" 2>"$err" || status=$?
+[ "$status" -eq 27 ] && exit 0
+cat "$err" >&2
+exit "$status"

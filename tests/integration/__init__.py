@@ -1,0 +1,1 @@
+"""The integration group: pdumqtt against the real programs (see conftest.py)."""
