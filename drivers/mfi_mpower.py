@@ -43,32 +43,29 @@ class MfiMpower(HttpDriver):
         self._password = options.get("password", FACTORY_PASSWORD)
         if self._password != FACTORY_PASSWORD:
             self.add_secret(self._password)
-        self._logged_in = False
+        self._fresh = False  # the session was logged in during this call
 
-    def close(self) -> None:
-        self._logged_in = False  # the cookie goes with the session
-        super().close()
-
-    def _login(self) -> None:
+    def session_opened(self) -> None:
         self.request("GET", "/", auth=False, expect=None)  # the AIROS_SESSIONID cookie
         self.request("POST", "/login.cgi", data={"username": self.config.get("username", "ubnt"),
                                                  "password": self._password}, auth=False, expect=None)
-        self._logged_in = True
+        self._fresh = True
 
     def _api(self, method: str, path: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        fresh = not self._logged_in
-        if fresh:
-            self._login()
-        response = self.request(method, path, data=data, auth=False)
-        if not response.headers.get("Content-Type", "").startswith("application/json") and not fresh \
-                and LOGIN_PAGE.search(response.text):
-            self._login()  # the device expired the session: once more, logged in anew
+        self._fresh = False
+        response = self.request(method, path, data=data, auth=False)  # a new session logs in first
+        if not self._fresh and not self._is_json(response) and LOGIN_PAGE.search(response.text):
+            self.close()  # the device expired the session: once more, in a new one
             response = self.request(method, path, data=data, auth=False)
         return self._reply(response, f"{method} {path}")
 
+    @staticmethod
+    def _is_json(response: requests.Response) -> bool:
+        return response.headers.get("Content-Type", "").startswith("application/json")
+
     def _reply(self, response: requests.Response, what: str) -> dict[str, Any]:
         text = response.text
-        if not response.headers.get("Content-Type", "").startswith("application/json"):
+        if not self._is_json(response):
             self.close()
             if LOGIN_PAGE.search(text):
                 raise self.error(f"{what}: refused the login (the device answered its login page): "

@@ -5,7 +5,8 @@ pdudaemon.conf would give it. Each row is run through the same checks: over MQTT
 state read from the device, an error ack and ``offline`` on a device fault, ``online``
 again by itself), converted by ``pdumqtt migrate``, and in one pdudaemon.conf run unchanged
 by ``pdumqtt daemon`` and driven with PDUDaemon's own TCP request lines. Adding a driver
-adds a row.
+adds a row. labgrid's HTTP vendors have no PDUDaemon names: their rows, in
+:data:`LABGRID_CASES`, run the MQTT checks by their pdumqtt names.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from pdumqtt.simulators.anel import AnelSimulator
 from pdumqtt.simulators.aten import AtenSimulator
 from pdumqtt.simulators.aviosys import AviosysSimulator
 from pdumqtt.simulators.dli import DliHttpSimulator, DliRestSimulator
-from pdumqtt.simulators.energenie import EnergenieSimulator
+from pdumqtt.simulators.energenie_lan import EnergenieSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
-from pdumqtt.simulators.gude import GudeSimulator
+from pdumqtt.simulators.gude_http import GudeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
 from pdumqtt.simulators.intellinet import IntellinetSimulator
 from pdumqtt.simulators.lindy_ipower import LindyIpowerSimulator

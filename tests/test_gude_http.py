@@ -9,8 +9,8 @@ import voluptuous as vol
 from support import wait_until
 
 from pdumqtt.drivers import DriverError
-from pdumqtt.drivers.gude import GudeEpc
-from pdumqtt.simulators.gude import GudeSimulator
+from pdumqtt.drivers.gude_http import GudeEpc
+from pdumqtt.simulators.gude_http import GudeSimulator
 
 MODELS = [("8008", "ov.html"), ("8316", "ov.html"), ("8225", "statusjsn.js"), ("8031", "status.json")]
 

@@ -9,8 +9,8 @@ import pytest
 import voluptuous as vol
 
 from pdumqtt.drivers import DriverError
-from pdumqtt.drivers.energenie import EnergenieLan
-from pdumqtt.simulators.energenie import EnergenieSimulator
+from pdumqtt.drivers.energenie_lan import EnergenieLan
+from pdumqtt.simulators.energenie_lan import EnergenieSimulator
 
 
 def make(timeout: float = 2.0, **options: Any) -> EnergenieLan:
