@@ -2,7 +2,8 @@
 
 Both take ``url``, a template with ``{index}``, replaced by the outlet's port number (the
 number the config gives the port; nothing from an MQTT request reaches the URL but that
-number), and, for ``simple_rest``, ``{value}``:
+number) plus ``index_offset`` (0; -1 for a device that counts from 0, so that port 1 is
+index 0), and, for ``simple_rest``, ``{value}``:
 
 - ``rest``: ``PUT <url>`` with the body ``1`` or ``0`` switches; ``GET <url>`` answers
   ``1`` (on) or ``0`` (off).
@@ -86,6 +87,7 @@ class Rest(HttpDriver):
         vol.Optional("ca_file"): ca_file_path,
         **AUTH_OPTIONS,
         vol.Optional("read", default=True): bool,
+        vol.Optional("index_offset", default=0): vol.All(int, vol.Range(min=-1, max=1000)),
     }
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
@@ -101,9 +103,11 @@ class Rest(HttpDriver):
             self.can_read = False  # type: ignore[misc] - this PDU's outlets cannot be read
 
     def url(self, port: int, value: str = "") -> str:
-        if port < 0:
-            raise DriverError(f"port {port}: the URL takes a port number from 0")
-        return self.config["url"].format(index=port, value=value)
+        index = port + self.config.get("index_offset", 0)
+        if index < 0:
+            raise DriverError(f"port {port} has no index: with index_offset {self.config['index_offset']}, "
+                              f"ports start at {-self.config['index_offset']}")
+        return self.config["url"].format(index=index, value=value)
 
     def state(self, method: str, url: str) -> bool:
         text = self.request(method, url).text

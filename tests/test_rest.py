@@ -108,6 +108,15 @@ def test_faults_then_back(failure: str, message: str) -> None:
         assert d.get(1) is True
 
 
+def test_index_offset_for_devices_that_count_from_0() -> None:
+    with SimpleRestSimulator({}) as sim:
+        d = make(SimpleRest, url=f"http://{sim.address}/relay/{{index}}/{{value}}", index_offset=-1)
+        d.set(1, True)
+        assert sim.outlets[0] is True and sim.requests[-1].path == "/relay/0/1" and d.get(1) is True
+    with pytest.raises(DriverError, match="ports start at 1"):
+        make(Rest, url="http://h/{index}", index_offset=-1).get(0)
+
+
 def test_read_false_for_devices_that_cannot_report() -> None:
     d = make(SimpleRest, url="http://h/r/{index}/{value}", read=False)
     assert d.can_read is False and SimpleRest.can_read is True
