@@ -16,6 +16,8 @@ A device held by another web session answers "Device is blocked by another user 
 ..."; that becomes the error. With the JSON pages, ``cycle`` is the device's batch mode
 (``cmd=5``: off, then on after the delay in whole seconds, counted by the device), and the
 outputs' names are read; ``ov.html`` models leave the cycle to pdumqtt. HTTP basic auth.
+labgrid's plain ``gude`` model (older firmware: ``switch.html``, state in the index page's
+table) is another protocol and not covered here.
 """
 
 from __future__ import annotations
