@@ -8,9 +8,13 @@ See ``drivers/README.md`` for the guide.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import voluptuous as vol
+
+#: What a meter can report, with the unit each is given in.
+READING_UNITS: dict[str, str] = {"power": "W", "current": "A", "voltage": "V", "energy": "kWh"}
 
 
 class DriverError(Exception):
@@ -19,6 +23,24 @@ class DriverError(Exception):
     The message is shown to users in the error ack, so it says what happened in
     words a person can act on, and never contains a secret.
     """
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One meter read of an outlet or of the whole PDU: whichever quantities the device gives.
+
+    ``power`` in W (active power), ``current`` in A, ``voltage`` in V, ``energy`` in kWh as
+    the device counts it (it only goes up, until someone resets the device's meter).
+    """
+
+    power: float | None = None
+    current: float | None = None
+    voltage: float | None = None
+    energy: float | None = None
+
+    def values(self) -> dict[str, float]:
+        """The quantities present, by name."""
+        return {k: float(v) for k, v in asdict(self).items() if v is not None}
 
 
 class Driver:
@@ -51,6 +73,12 @@ class Driver:
     #: outlets from 0 (conrad197720, shelly_gen2, intellinet), so that its users' requests keep their numbers. With 0,
     #: ``ports: N`` means ports 0 to N-1 and ``set``/``get`` are given those numbers.
     first_port: ClassVar[int] = 1
+    #: True when the driver has ``meter_outlet`` and/or ``meter_pdu``: power, current, voltage, energy.
+    can_meter: ClassVar[bool] = False
+    #: The quantities ``meter_outlet`` and ``meter_pdu`` give (names from READING_UNITS), for
+    #: Home Assistant's sensors; :meth:`readings` may narrow them from the options.
+    outlet_readings: ClassVar[tuple[str, ...]] = ()
+    pdu_readings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         self.config = options
@@ -61,8 +89,11 @@ class Driver:
         #: Assistant entities. Empty when the driver is used on its own.
         self.port_names: dict[int, str] = {}
 
-    def set(self, port: int, on: bool) -> None:
-        """Switch outlet ``port`` (1-based) on or off; raise DriverError on failure."""
+    def set(self, port: int, on: bool) -> Reading | None:
+        """Switch outlet ``port`` (1-based) on or off; raise DriverError on failure.
+
+        A metering device whose answer to the switch carries the outlet's meter may return
+        it as a :class:`Reading`: it goes into the command's ack and the reading topics."""
         raise NotImplementedError
 
     def get(self, port: int) -> bool:
@@ -93,6 +124,20 @@ class Driver:
         Return False (the default) to let the runner do off, wait, on itself.
         """
         return False
+
+    @classmethod
+    def readings(cls, options: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The quantities a PDU with these options reports per outlet and for the whole unit."""
+        return (cls.outlet_readings, cls.pdu_readings) if cls.can_meter else ((), ())
+
+    def meter_outlet(self, port: int) -> Reading | None:
+        """Read outlet ``port``'s meter; DriverError on failure, None when this device has no
+        outlet meters after all (the runner then stops asking)."""
+        return None
+
+    def meter_pdu(self) -> Reading | None:
+        """Read the whole PDU's meter (its inlet, or phase 1); as :meth:`meter_outlet`."""
+        return None
 
     def outlet_name(self, port: int) -> str | None:
         """The outlet's name as the device knows it, if it keeps names; shown in ``bridge/info``."""

@@ -1,8 +1,9 @@
 """BayLibre ACME cape over ssh: ``dut-switch-on N``, ``dut-switch-off N``, ``dut-hard-reset N``.
 
-Commands run as ssh exec requests (one channel each) on one connection kept open
-between calls and reopened after any failure. asyncssh is asyncio only, so each
-driver owns a private event loop on its own thread and hands it coroutines.
+Also the ssh machinery other ssh devices share (:class:`SshCommandDriver`): commands run
+as ssh exec requests (one channel each) on one connection kept open between calls and
+reopened after any failure. asyncssh is asyncio only, so each driver owns a private
+event loop on its own thread and hands it coroutines.
 The host key is checked against ``known_hosts`` (default ``~/.ssh/known_hosts``);
 a host with no entry there is refused unless ``accept_unknown_host_key`` is true,
 and a host whose entry does not match is refused always. The probe number is an
@@ -34,26 +35,34 @@ def _path(value: Any) -> str:
     return value
 
 
+def ssh_options(username: str, password: str | None = None) -> dict[Any, Any]:
+    """The login and host-key options of an ssh device: its usual user, a default password if any."""
+    return {
+        vol.Optional("username", default=username): vol.All(str, vol.Length(min=1, max=64)),
+        # "" is a password (the ACME's root often has an empty one), absent is none.
+        (vol.Optional("password") if password is None else vol.Optional("password", default=password)): str,
+        vol.Optional("key_file"): _path,
+        vol.Optional("passphrase"): str,
+        vol.Optional("known_hosts", default=DEFAULT_KNOWN_HOSTS): _path,
+        vol.Optional("accept_unknown_host_key", default=False): bool,
+    }
+
+
 BASE_OPTIONS: dict[Any, Any] = {
-    vol.Optional("username", default="root"): vol.All(str, vol.Length(min=1, max=64)),
-    # The ACME's root often has an empty password: "" is a password, absent is none.
-    vol.Optional("password"): str,
-    vol.Optional("key_file"): _path,
-    vol.Optional("passphrase"): str,
-    vol.Optional("known_hosts", default=DEFAULT_KNOWN_HOSTS): _path,
-    vol.Optional("accept_unknown_host_key", default=False): bool,
+    **ssh_options("root"),
     vol.Optional("probes", default=8): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
     # False: the daemon cycles with off, its delay, on; true: the ACME's own dut-hard-reset.
     vol.Optional("native_cycle", default=True): bool,
 }
 
 
-class Acme(Driver):
-    model = "BayLibre ACME"
-    protocol = "ssh (exec requests)"
-    tested_against = "`acme` simulator (asyncssh server on loopback)"
-    can_read = False
-    options: ClassVar[dict[Any, Any]] = {vol.Required("host"): HostAddress(22), **BASE_OPTIONS}
+class SshCommandDriver(Driver):
+    """A device driven by shell commands over ssh: subclasses call :meth:`run_command`.
+
+    The options are :func:`ssh_options` plus ``host``; ``device`` names the device in messages.
+    """
+
+    device: ClassVar[str] = "the device"
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         super().__init__(options, pdu=pdu, timeout=timeout)
@@ -66,7 +75,7 @@ class Acme(Driver):
     def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self._loop.run_forever, name=f"acme-{self.pdu}", daemon=True)
+            self._thread = threading.Thread(target=self._loop.run_forever, name=f"ssh-{self.pdu}", daemon=True)
             self._thread.start()
         future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, self.timeout), self._loop)
         try:
@@ -103,7 +112,7 @@ class Acme(Driver):
             if accept:
                 return None
             raise DriverError(f"cannot check the host key of {host}:{port}: {path} does not exist "
-                              "(add the ACME's key to it, or set accept_unknown_host_key)")
+                              f"(add {self.device}'s key to it, or set accept_unknown_host_key)")
         try:
             known = asyncssh.read_known_hosts(path)
         except (OSError, ValueError, asyncssh.KeyImportError) as exc:
@@ -156,7 +165,7 @@ class Acme(Driver):
         self._conn = conn
         return conn
 
-    async def _run(self, command: str) -> None:
+    async def _run(self, command: str) -> str:
         conn = await self._connect()
         try:
             done = await conn.run(command, check=False)
@@ -175,17 +184,31 @@ class Acme(Driver):
             status = done.exit_status if done.exit_status is not None else f"signal {done.exit_signal[0]}"
             raise DriverError(f"{command!r} failed on {self._where()} with status {status}"
                               + (f": {tail}" if tail else ""))
+        return str(done.stdout or "")
 
-    def _command(self, verb: str, port: int) -> None:
-        if not 1 <= port <= self.config["probes"]:
-            raise DriverError(f"probe {port} does not exist: the ACME has {self.config['probes']}")
+    def run_command(self, command: str) -> str:
+        """Run ``command`` (built by the driver, never from a request) and return its output."""
         try:
-            self._call(self._run(f"{verb} {int(port)}"))
+            return self._call(self._run(command))
         except DriverError:
             raise
         except Exception as exc:
             self._drop()
-            raise DriverError(f"{verb} {port} on {self._where()} failed: {exc}") from None
+            raise DriverError(f"{command!r} on {self._where()} failed: {exc}") from None
+
+
+class Acme(SshCommandDriver):
+    model = "BayLibre ACME"
+    protocol = "ssh (exec requests)"
+    tested_against = "`acme` simulator (asyncssh server on loopback)"
+    can_read = False
+    device = "the ACME"
+    options: ClassVar[dict[Any, Any]] = {vol.Required("host"): HostAddress(22), **BASE_OPTIONS}
+
+    def _command(self, verb: str, port: int) -> None:
+        if not 1 <= port <= self.config["probes"]:
+            raise DriverError(f"probe {port} does not exist: the ACME has {self.config['probes']}")
+        self.run_command(f"{verb} {int(port)}")
 
     def set(self, port: int, on: bool) -> None:
         self._command("dut-switch-on" if on else "dut-switch-off", port)

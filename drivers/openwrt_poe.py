@@ -3,7 +3,8 @@
 ``POST /ubus`` with JSON-RPC ``call [session, "poe", "manage", {"port": "lanN", "enable":
 bool}]`` switches a port; ``call [session, "poe", "info", {}]`` answers
 ``[0, {"ports": {"lan1": "Disabled" | {"status": "Delivering power", ...}, ...}}]``: a
-disabled port is the string ``Disabled``, an enabled one a table. A ubus result is
+disabled port is the string ``Disabled``, an enabled one a table. The tables'
+``consumption`` (W) is the port's power reading, the top-level ``consumption`` the switch's. A ubus result is
 ``[status, data]`` (0 = ok, 6 = permission denied...); a refused session is the JSON-RPC
 error -32002 ``Access denied``.
 
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import HostAddress
+from pdumqtt.drivers import HostAddress, Reading
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 NULL_SESSION = "0" * 32
@@ -41,6 +42,9 @@ class OpenwrtPoe(HttpDriver):
     protocol = "HTTP (ubus JSON-RPC)"
     tested_against = "`openwrt_poe` simulator (HTTP on loopback, rpcd sessions)"
     can_read = True
+    can_meter = True
+    outlet_readings = ("power",)
+    pdu_readings = ("power",)
     options: ClassVar[dict[Any, Any]] = {
         **ADDRESS_OPTIONS,
         vol.Optional("username"): str,
@@ -89,14 +93,29 @@ class OpenwrtPoe(HttpDriver):
     def set(self, port: int, on: bool) -> None:
         self._rpc(self._login(), "poe", "manage", {"port": self._name(port), "enable": on})
 
-    def get(self, port: int) -> bool:
+    def _port_info(self, port: int) -> tuple[dict[str, Any], Any]:
         info = self._rpc(self._login(), "poe", "info", {})
         ports = info.get("ports") if isinstance(info, dict) else None
         self.expect(isinstance(ports, dict), "ubus poe info", info)
         name = self._name(port)
         if name not in ports:
             raise self.error(f"ubus poe info: no port {name} (the switch has {', '.join(sorted(ports))})")
-        return ports[name] != "Disabled"
+        return info, ports[name]
+
+    def get(self, port: int) -> bool:
+        return self._port_info(port)[1] != "Disabled"
+
+    def meter_outlet(self, port: int) -> Reading | None:
+        _info, state = self._port_info(port)
+        if state == "Disabled":
+            return Reading(power=0.0)
+        watts = state.get("consumption") if isinstance(state, dict) else None
+        return Reading(power=float(watts)) if isinstance(watts, int | float) else Reading()
+
+    def meter_pdu(self) -> Reading | None:
+        info = self._rpc(self._login(), "poe", "info", {})
+        watts = info.get("consumption") if isinstance(info, dict) else None
+        return Reading(power=float(watts)) if isinstance(watts, int | float) else None
 
     def close(self) -> None:
         self._ubus_session = None

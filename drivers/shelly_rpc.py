@@ -5,7 +5,9 @@
 gives the switch's ``name``. A failed call is a frame with ``error: {code, message}``.
 With authentication enabled the device asks for HTTP digest auth with SHA-256 (user
 ``admin``, realm the device id). ``cycle`` is the device's own: ``Switch.Set`` off with
-``toggle_after`` = the delay, so the device switches back on by itself.
+``toggle_after`` = the delay, so the device switches back on by itself. A PM model's
+``Switch.GetStatus`` also has ``apower`` (W), ``voltage``, ``current`` and ``aenergy.total``
+(Wh): the outlet's meter; a model without one (Plus 1, Pro 4) leaves them out.
 
 Switch ids count from 0. ``shelly_rpc``'s port N is switch id N-1; PDUDaemon's name
 ``shelly_gen2`` keeps PDUDaemon's numbering, port N = switch id N (0 to 3), and reaches
@@ -18,7 +20,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError, HostAddress
+from pdumqtt.drivers import DriverError, HostAddress, Reading
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 
@@ -27,6 +29,8 @@ class ShellyRpc(HttpDriver):
     protocol = "HTTP (JSON-RPC 2.0)"
     tested_against = "`shelly_rpc` simulator (HTTP on loopback, SHA-256 digest auth)"
     can_read = True
+    can_meter = True
+    outlet_readings = ("power", "current", "voltage", "energy")
     options: ClassVar[dict[Any, Any]] = {**ADDRESS_OPTIONS, vol.Optional("password"): str}
     #: The switch id of port 1.
     id_offset: ClassVar[int] = -1
@@ -60,6 +64,17 @@ class ShellyRpc(HttpDriver):
                     "Switch.GetStatus", status)
         return status["output"]
 
+    def meter_outlet(self, port: int) -> Reading | None:
+        status = self.call("Switch.GetStatus", {"id": self._id(port)})
+        self.expect(isinstance(status, dict), "Switch.GetStatus", status)
+        if "apower" not in status:
+            return None  # a switch without a meter
+        energy = status.get("aenergy")
+        total = energy.get("total") if isinstance(energy, dict) else None
+        return Reading(power=_number(status.get("apower")), current=_number(status.get("current")),
+                       voltage=_number(status.get("voltage")),
+                       energy=None if _number(total) is None else _number(total) / 1000)  # type: ignore[operator]
+
     def cycle(self, port: int, delay: float) -> bool:
         if delay <= 0:
             return False
@@ -69,6 +84,10 @@ class ShellyRpc(HttpDriver):
     def outlet_name(self, port: int) -> str | None:
         config = self.call("Switch.GetConfig", {"id": self._id(port)})
         return config.get("name") if isinstance(config, dict) else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class ShellyGen2(ShellyRpc):

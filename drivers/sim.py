@@ -4,6 +4,11 @@ The outlets live in a module-level table keyed by PDU name, so they outlast a dr
 instance the way a real device outlasts a connection. Latency and failures can be
 injected; ``journal`` appends one JSON line per call with its start and end times,
 which is how the tests prove that calls to one PDU never overlap.
+
+It meters too: an outlet that is on draws ``load`` watts (``loads`` per port, or
+``SimDevice.loads`` changed by a test at run time) at ``voltage``; energy counts up
+with time. ``meter_latency`` makes each meter read that slow, ``meter_fail`` makes
+it fail while switching goes on; a switch answers with the outlet's reading.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from pdumqtt.drivers import Driver, DriverError
+from pdumqtt.drivers import Driver, DriverError, Reading
 
 
 @dataclass
@@ -29,6 +34,11 @@ class SimDevice:
     calls: int = 0
     switches: int = 0
     release: threading.Event = field(default_factory=threading.Event)
+    loads: dict[int, float] = field(default_factory=dict)  # watts drawn when on, set by tests
+    energy: dict[int, float] = field(default_factory=dict)  # kWh counted so far
+    metered_at: dict[int, float] = field(default_factory=dict)
+    meter_reads: int = 0
+    meter_fail: bool = False
 
 
 _devices: dict[str, SimDevice] = {}
@@ -46,6 +56,9 @@ class SimDriver(Driver):
     protocol = "none (in memory)"
     tested_against = "itself"
     can_read = True
+    can_meter = True
+    outlet_readings = ("power", "current", "voltage", "energy")
+    pdu_readings = ("power", "current", "voltage", "energy")
     options = {
         vol.Optional("latency", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
         vol.Optional("initial", default="off"): vol.Any("on", "off"),
@@ -55,6 +68,12 @@ class SimDriver(Driver):
         vol.Optional("unreachable", default=False): bool,
         vol.Optional("fail_init", default=False): bool,  # the driver cannot be built
         vol.Optional("journal"): str,
+        vol.Optional("load", default=25.0): vol.All(vol.Coerce(float), vol.Range(min=0)),  # W when on
+        vol.Optional("loads", default={}): {vol.All(int, vol.Range(min=0)): vol.All(vol.Coerce(float),
+                                                                                     vol.Range(min=0))},
+        vol.Optional("voltage", default=230.0): vol.All(vol.Coerce(float), vol.Range(min=1)),
+        vol.Optional("meter_latency", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        vol.Optional("meter_fail", default=False): bool,
     }
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
@@ -91,8 +110,55 @@ class SimDriver(Driver):
                 os.close(fd)
         return state
 
-    def set(self, port: int, on: bool) -> None:
-        self._call(port, "on" if on else "off", on)
-
     def get(self, port: int) -> bool:
         return self._call(port, "get")
+
+    def set(self, port: int, on: bool) -> Reading:  # type: ignore[override]
+        self._account(port)  # the energy drawn so far, at the power before the switch
+        self._call(port, "on" if on else "off", on)
+        return self._outlet_reading(port)
+
+    # --- the meter ----------------------------------------------------------------------
+
+    def _power(self, port: int) -> float:
+        dev = self.device
+        on = dev.outlets.get(port, self.config["initial"] == "on")
+        load = dev.loads.get(port, self.config["loads"].get(port, self.config["load"]))
+        return load if on else 0.0
+
+    def _account(self, port: int) -> None:
+        """Count the energy the outlet drew since it was last looked at."""
+        dev, now = self.device, time.monotonic()
+        since = dev.metered_at.get(port, now)
+        dev.energy[port] = dev.energy.get(port, 0.0) + self._power(port) * (now - since) / 3_600_000
+        dev.metered_at[port] = now
+
+    def _outlet_reading(self, port: int) -> Reading:
+        dev = self.device
+        self._account(port)
+        power = self._power(port)
+        voltage = self.config["voltage"]
+        return Reading(power=power, current=power / voltage, voltage=voltage, energy=dev.energy[port])
+
+    def _meter_read(self) -> None:
+        dev = self.device
+        dev.meter_reads += 1
+        if self.config["meter_latency"]:
+            time.sleep(self.config["meter_latency"])
+        if self.config["unreachable"] or not dev.reachable:
+            raise DriverError("connection refused (simulated)")
+        if self.config["meter_fail"] or dev.meter_fail:
+            raise DriverError("meter read failed (simulated)")
+
+    def meter_outlet(self, port: int) -> Reading:
+        self._meter_read()
+        return self._outlet_reading(port)
+
+    def meter_pdu(self) -> Reading:
+        self._meter_read()
+        ports = sorted(set(self.device.outlets) | set(self.device.energy) | set(self.config["loads"]))
+        readings = [self._outlet_reading(p) for p in ports]
+        voltage = self.config["voltage"]
+        power = sum(r.power or 0.0 for r in readings)
+        return Reading(power=power, current=power / voltage, voltage=voltage,
+                       energy=sum(r.energy or 0.0 for r in readings))

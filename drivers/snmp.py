@@ -204,6 +204,10 @@ def _indication_message(indication: Any, address: str, budget: float, tries: int
     return f"SNMP error talking to {address}: {indication}"
 
 
+class _NoSuchName(Exception):
+    """An SNMPv1 agent's noSuchName to a GET: one of the objects asked for is missing."""
+
+
 def _new_engine() -> SnmpEngine:
     engine = SnmpEngine()
     _VARBINDS.make_varbinds(engine.cache, (ObjectType(ObjectIdentity(SYS_OBJECT_ID)),))
@@ -271,7 +275,7 @@ class SnmpDriver(Driver):
         community = cfg["community"] if write else cfg.get("read_community", cfg["community"])
         return CommunityData(community, mpModel=0 if cfg["version"] == "1" else 1)
 
-    async def _exchange(self, oid: str, value: int | None, deadline: float) -> Any:
+    async def _exchange(self, oids: list[str], value: int | None, deadline: float) -> Any:
         retries = self.config["snmp_retries"]
         # Split what is left of the call's time between the tries, leaving room for
         # pysnmp's timer ticks so the runner sees our message and not its own timeout.
@@ -281,18 +285,37 @@ class SnmpDriver(Driver):
         context = ContextData(contextName=self.config["context"])
         if value is None:
             return await get_cmd(self._engine, auth, target, context,
-                                 ObjectType(ObjectIdentity(oid)), lookupMib=False)
+                                 *(ObjectType(ObjectIdentity(oid)) for oid in oids), lookupMib=False)
         return await set_cmd(self._engine, auth, target, context,
-                             ObjectType(ObjectIdentity(oid), Integer32(value)), lookupMib=False)
+                             ObjectType(ObjectIdentity(oids[0]), Integer32(value)), lookupMib=False)
 
     def _request(self, oid: str, value: int | None = None) -> Any:
         """GET ``oid`` (value None) or SET it to ``value``; return the value the agent sent back."""
+        try:
+            answer = self._transact([oid], value)[0]
+        except _NoSuchName:
+            answer = None
+        if answer is None:
+            raise DriverError(f"the agent at {self.host}:{self.port} has no object {oid} "
+                              "(no such outlet, or wrong OID)")
+        return answer
+
+    def _get_many(self, oids: list[str]) -> list[Any]:
+        """GET several OIDs in one request; None for each the agent does not have."""
+        try:
+            return self._transact(oids, None)
+        except _NoSuchName:  # SNMPv1 fails the whole request for one missing object: ask one by one
+            if len(oids) == 1:
+                return [None]
+            return [self._get_many([oid])[0] for oid in oids]
+
+    def _transact(self, oids: list[str], value: int | None) -> list[Any]:
         address = f"{self.host}:{self.port}"
         tries = self.config["snmp_retries"] + 1
         started = time.monotonic()
         try:
             indication, status, _index, var_binds = _LoopThread.get().run(
-                self._exchange(oid, value, started + self.timeout * 0.85), timeout=self.timeout * 0.9)
+                self._exchange(oids, value, started + self.timeout * 0.85), timeout=self.timeout * 0.9)
         except TimeoutError:
             raise DriverError(_indication_message(errind.requestTimedOut, address, self.timeout, tries,
                                           self.config["version"])) from None
@@ -300,6 +323,7 @@ class SnmpDriver(Driver):
             raise
         except Exception as exc:  # pysnmp raises PySnmpError for bad addresses and the like
             raise DriverError(f"SNMP request to {address} failed: {exc}") from None
+        oid = oids[0] if len(oids) == 1 else f"{oids[0]} (and {len(oids) - 1} more)"
         if indication:
             waited = round(time.monotonic() - started, 1)
             raise DriverError(_indication_message(indication, address, waited, tries, self.config["version"]))
@@ -307,6 +331,8 @@ class SnmpDriver(Driver):
             name = status.prettyPrint()
             what = "write" if value is not None else "read"
             if name == "noSuchName":
+                if value is None:
+                    raise _NoSuchName
                 raise DriverError(f"the agent at {address} has no object {oid} (no such outlet, or wrong OID)")
             if name in ("badValue", "wrongValue", "wrongType", "inconsistentValue", "wrongLength"):
                 raise DriverError(f"the agent at {address} refused value {value} for {oid} ({name})")
@@ -314,12 +340,11 @@ class SnmpDriver(Driver):
                 raise DriverError(f"the agent at {address} did not allow the {what} of {oid} ({name}): "
                                   "is the community read-only?")
             raise DriverError(f"the agent at {address} answered {name} to the {what} of {oid}")
-        if not var_binds:
-            raise DriverError(f"the agent at {address} sent an empty answer for {oid}")
-        answer = var_binds[0][1]
-        if isinstance(answer, NoSuchInstance | NoSuchObject | EndOfMibView):
-            raise DriverError(f"the agent at {address} has no object {oid} (no such outlet, or wrong OID)")
-        return answer
+        if len(var_binds) != len(oids):
+            raise DriverError(f"the agent at {address} sent {len(var_binds)} values for {len(oids)} objects "
+                              f"({oid})")
+        return [None if isinstance(answer, NoSuchInstance | NoSuchObject | EndOfMibView) else answer
+                for _name, answer in var_binds]
 
     def _read_int(self, oid: str) -> int:
         answer = self._request(oid)

@@ -7,6 +7,11 @@ password set, the credentials go in the query (``&user=admin&password=...``) and
 one is ``{"WARNING": "Need user=<username>&password=<password>"}``, with HTTP 401 on recent
 firmware and HTTP 200 on older.
 
+A plug with an energy monitor answers ``Status 8`` with ``{"StatusSNS": {"ENERGY": {"Total":
+kWh, "Power": W, "Voltage": V, "Current": A, ...}}}``; a device metering several channels
+gives ``Power`` and ``Current`` as one value per relay. Its ENERGY is the PDU's reading, and
+outlet N's where the device gives values per channel, or for relay 1 of a single-channel plug.
+
 PDUDaemon's names: ``tasmota`` (``port_count``, default 1), ``sonoff_s20_tasmota`` (1 relay),
 ``brennenstuhl_wspl01_tasmota`` (2), with options ``ip`` (else the PDU's name),
 ``username`` and ``password`` (sent only when both are set, as PDUDaemon does).
@@ -18,7 +23,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError, HostAddress
+from pdumqtt.drivers import DriverError, HostAddress, Reading
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 
@@ -27,6 +32,9 @@ class Tasmota(HttpDriver):
     protocol = "HTTP (Tasmota /cm commands)"
     tested_against = "`tasmota` simulator (HTTP on loopback)"
     can_read = True
+    can_meter = True
+    outlet_readings = ("power", "current", "voltage", "energy")
+    pdu_readings = ("power", "current", "voltage", "energy")
     options: ClassVar[dict[Any, Any]] = {
         **ADDRESS_OPTIONS,
         vol.Optional("username", default="admin"): str,
@@ -59,6 +67,52 @@ class Tasmota(HttpDriver):
 
     def get(self, port: int) -> bool:
         return self._command(port, None)
+
+    def _energy(self) -> dict[str, Any] | None:
+        params = {"cmnd": "Status 8"}
+        if self.config.get("password"):
+            params.update(user=self.config.get("username") or "admin", password=self.config["password"])
+        reply = self.request_json("GET", "/cm", params=params, auth=False)
+        if isinstance(reply, dict) and "Need user=" in str(reply.get("WARNING", "")):
+            raise self.error(f"GET /cm (Status 8): refused the credentials ({reply['WARNING']})")
+        sensors = reply.get("StatusSNS") if isinstance(reply, dict) else None
+        self.expect(isinstance(sensors, dict), "GET /cm (Status 8)", reply)
+        energy = sensors.get("ENERGY")  # type: ignore[union-attr]
+        return energy if isinstance(energy, dict) else None  # no energy monitor
+
+    def meter_outlet(self, port: int) -> Reading | None:
+        energy = self._energy()
+        if energy is None:
+            return None
+        if isinstance(energy.get("Power"), list):  # one value per channel
+            def pick(key: str) -> float | None:
+                value = energy.get(key)
+                value = value[port - 1] if isinstance(value, list) and len(value) >= port else value
+                return _number(value)
+            return Reading(power=pick("Power"), current=pick("Current"), voltage=pick("Voltage"),
+                           energy=pick("Total") if isinstance(energy.get("Total"), list) else None)
+        if port != 1 or self.config.get("relays", 1) != 1:
+            return Reading()  # one meter for the device: the PDU's reading, not this relay's
+        return _reading(energy)
+
+    def meter_pdu(self) -> Reading | None:
+        energy = self._energy()
+        return None if energy is None else _reading(energy)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, list):
+        numbers = [v for v in value if isinstance(v, int | float) and not isinstance(v, bool)]
+        return float(sum(numbers)) if numbers else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _reading(energy: dict[str, Any]) -> Reading:
+    """The whole device's meter: channels summed (the voltage is the first channel's)."""
+    voltage = energy.get("Voltage")
+    voltage = voltage[0] if isinstance(voltage, list) and voltage else voltage
+    return Reading(power=_number(energy.get("Power")), current=_number(energy.get("Current")),
+                   voltage=_number(voltage), energy=_number(energy.get("Total")))
 
 
 def _pdudaemon_class(name: str, model: str, relays: int | None) -> type[Tasmota]:

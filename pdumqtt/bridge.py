@@ -8,9 +8,11 @@ into :meth:`MqttBridge.state`, :meth:`availability` and :meth:`ack` to publish.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -25,14 +27,55 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pdumqtt import __version__
-from pdumqtt.commands import BadCommand, Command, ack_payload, parse
+from pdumqtt.commands import BadCommand, Command, ack_payload, parse, quote, response_topic_problem
 from pdumqtt.config import Config
+from pdumqtt.readings import Deadband
+from pdumqtt.readings import payload as reading_payload
 
 log = logging.getLogger(__name__)
 
 # Properties() rebuilds its lookup tables on every call (17 us, once per reply); a copy of an
 # empty one shares those read-only tables (6 us).
 _EMPTY_PUBLISH_PROPERTIES = Properties(PacketTypes.PUBLISH)
+
+# paho waits twice as long after each failed attempt; capped here so that the daemon is
+# back within a couple of seconds of its broker, not paho's default of up to two minutes
+RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY = 1, 2
+# A retained "online" outlives a broker restart (persistence) while we may be gone for good:
+# published with this message expiry (MQTT v5) and said again well before it lapses.
+ONLINE_EXPIRY, ONLINE_REFRESH = 30, 10.0
+MAX_TRANSACTIONS = 100_000  # remembered at once; the oldest finished ones go first
+
+
+def connect_failure(error: BaseException, host: str, port: int) -> str:
+    """One line saying why a connection attempt to the broker failed."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS verification of {host}:{port} failed: {error.verify_message or error.reason}"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS handshake with {host}:{port} failed: {error.reason or error}"
+    if isinstance(error, ConnectionRefusedError):
+        return f"{host}:{port} refused the connection (is the broker running?)"
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve {host}: {error.strerror}"
+    if isinstance(error, TimeoutError | socket.timeout):
+        return f"{host}:{port} did not answer in time"
+    if isinstance(error, OSError) and error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return f"{host}:{port} is unreachable: {error.strerror}"
+    return f"cannot connect to {host}:{port}: {type(error).__name__}: {error}"
+
+
+class _Client(mqtt.Client):
+    """paho's client, keeping the reason of the last failed connection attempt: paho's
+    loop catches it and only calls on_connect_fail, without it."""
+
+    last_error: BaseException | None = None
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as e:
+            self.last_error = e
+            raise
 
 
 @dataclass
@@ -43,11 +86,15 @@ class _Transaction:
 
 
 class TransactionLog:
-    """Transaction ids seen within the window, so that a repeated one runs only once."""
+    """Transaction ids seen within the window, so that a repeated one runs only once.
+
+    An id is remembered per outlet (PDU and port number): the same id sent to another
+    outlet is another command, and runs.
+    """
 
     def __init__(self, window: float) -> None:
         self.window = window
-        self._entries: OrderedDict[str, _Transaction] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int, str], _Transaction] = OrderedDict()
         self._lock = threading.Lock()
 
     def claim(self, command: Command) -> bytes | bool | None:
@@ -56,12 +103,14 @@ class TransactionLog:
         with self._lock:
             while self._entries:
                 oldest = next(iter(self._entries.values()))
-                if now - oldest.seen <= self.window or oldest.ack is None:
+                if (now - oldest.seen <= self.window and len(self._entries) < MAX_TRANSACTIONS) \
+                        or oldest.ack is None:
                     break
                 self._entries.popitem(last=False)
-            entry = self._entries.get(command.transaction)
+            key = (command.pdu, command.number, command.transaction)
+            entry = self._entries.get(key)
             if entry is None:
-                self._entries[command.transaction] = _Transaction(now)
+                self._entries[key] = _Transaction(now)
                 return True
             if entry.ack is None:
                 entry.waiting.append(command)
@@ -70,7 +119,7 @@ class TransactionLog:
     def complete(self, command: Command, ack: bytes) -> list[Command]:
         """Record the first command's ack; return the repeats that waited for it."""
         with self._lock:
-            entry = self._entries.get(command.transaction)
+            entry = self._entries.get((command.pdu, command.number, command.transaction))
             if entry is None:
                 return []
             entry.ack, waiting, entry.waiting = ack, entry.waiting, []
@@ -96,10 +145,14 @@ class MqttBridge:
         self._gate = threading.RLock()
         self._held: list[tuple[str, bytes, Properties | None]] = []
         self.transactions = TransactionLog(config.mqtt["transaction_window"])
+        self._failed_attempts = 0
+        self._away_since: float | None = None
+        self._stopping = threading.Event()
         self.v5 = config.mqtt["protocol"] == "5"
         self._states: dict[tuple[str, str], bool] = {}
         self._availability: dict[str, bool] = {}
         self._outlet_names: dict[str, dict[str, str]] = {}  # what the devices call their outlets
+        self._deadband = Deadband(config)  # also the record of the readings published, said again on connect
         self._aliases_of: dict[tuple[str, str], list[str]] = {}
         for alias in config.aliases.values():
             self._aliases_of.setdefault((alias.pdu, alias.port), []).append(alias.name)
@@ -109,7 +162,7 @@ class MqttBridge:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.config.mqtt
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
+        client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
                              protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
                              clean_session=None if self.v5 else False)
         if "username" in cfg:
@@ -123,7 +176,7 @@ class MqttBridge:
             client.tls_set(ca_certs=tls.get("ca_certs"), certfile=tls.get("certfile"), keyfile=tls.get("keyfile"))
             client.tls_insecure_set(tls.get("insecure", False))
         client.will_set(f"{self.base}/bridge/state", "offline", qos=1, retain=True)
-        client.reconnect_delay_set(1, 60)
+        client.reconnect_delay_set(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY)
         # paho rescans every unacknowledged message on each PUBACK, so a large window costs
         # O(window) per message in a burst; 20 is also mosquitto's default Receive Maximum.
         # Messages beyond the window wait in paho's queue (unbounded below), none is dropped.
@@ -131,6 +184,7 @@ class MqttBridge:
         client.max_queued_messages_set(0)
         client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -142,10 +196,14 @@ class MqttBridge:
             properties.SessionExpiryInterval = self.config.mqtt["session_expiry"]
         self.client.connect_async(self.host, self.port, keepalive=self.config.mqtt["keepalive"],
                                   clean_start=False, properties=properties)
+        self._away_since = time.monotonic()
         self.client.loop_start()
+        if self.v5:
+            threading.Thread(target=self._refresh_online, name="mqtt-online", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Say offline, then leave cleanly (a clean leave does not fire the Last Will)."""
+        self._stopping.set()
         if self.connected.is_set():
             info = self.client.publish(f"{self.base}/bridge/state", "offline", qos=1, retain=True)
             info.wait_for_publish(timeout)
@@ -161,11 +219,24 @@ class MqttBridge:
         except (OSError, AttributeError):  # not a TCP socket (a websocket wrapper, a test double)
             pass
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        """Each failed attempt, once, with its reason (paho itself says nothing)."""
+        self._failed_attempts += 1
+        error = getattr(client, "last_error", None)
+        reason = connect_failure(error, self.host, self.port) if error else f"cannot connect to {self.host}:{self.port}"
+        log.log(logging.ERROR if self._failed_attempts == 1 else logging.WARNING,
+                "broker connection attempt %d failed: %s; retrying in at most %d s",
+                self._failed_attempts, reason, RECONNECT_MAX_DELAY)
+
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
+            self._failed_attempts += 1
             log.error("broker %s:%s refused the connection: %s", self.host, self.port, reason)
             return
-        log.info("connected to %s:%s", self.host, self.port)
+        away = f" after {time.monotonic() - self._away_since:.1f} s away" if self._away_since is not None else ""
+        tries = f" and {self._failed_attempts} failed attempts" if self._failed_attempts else ""
+        log.info("connected to %s:%s%s%s", self.host, self.port, away, tries)
+        self._failed_attempts, self._away_since = 0, None
         with self._gate:
             self._say_everything(client)
             self.connected.set()
@@ -183,22 +254,40 @@ class MqttBridge:
             client.subscribe([(f"{self.base}/+/+/set", options), (f"{self.base}/+/+/get", options)])
         else:
             client.subscribe([(f"{self.base}/+/+/set", 1), (f"{self.base}/+/+/get", 1)])
-        self._send(f"{self.base}/bridge/state", "online", retain=True)
+        self._send_online()
         self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
         # after a broker restart the retained topics may be gone: say everything again
         for pdu, online in self._availability.items():
             self._send(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
         for (pdu, port), on in self._states.items():
             self._send_state(pdu, port, on)
+        for (pdu, port, kind), value in list(self._deadband.published.items()):
+            self._send_reading(pdu, port, kind, value)
         held, self._held = self._held, []
         for topic, payload, properties in held:
             try:
                 self._send(topic, payload, properties=properties)
-            except ValueError:  # a response topic paho refuses: nowhere to answer
-                log.info("cannot answer on %r", topic[:200])
+            except ValueError:  # a topic paho refuses: nowhere to answer
+                log.info("cannot answer on %s", quote(topic))
+
+    def _send_online(self) -> None:
+        props = None
+        if self.v5:
+            props = copy.copy(_EMPTY_PUBLISH_PROPERTIES)
+            props.MessageExpiryInterval = ONLINE_EXPIRY
+        self._send(f"{self.base}/bridge/state", "online", retain=True, properties=props)
+
+    def _refresh_online(self) -> None:
+        """Say ``online`` again before its expiry lapses, for as long as we are connected."""
+        while not self._stopping.wait(ONLINE_REFRESH):
+            with self._gate:
+                if self.connected.is_set() and not self._stopping.is_set():
+                    self._send_online()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         with self._gate:
+            if self.connected.is_set():
+                self._away_since = time.monotonic()
             self.connected.clear()
         if reason.is_failure:
             log.warning("lost the broker (%s); reconnecting", reason)
@@ -209,7 +298,7 @@ class MqttBridge:
             "version": __version__,
             "base_topic": self.base,
             "pdus": {name: {"driver": pdu.driver, "model": getattr(pdu.driver_class, "model", ""),
-                            "ports": pdu.ports,
+                            "ports": pdu.ports, **_meter_info(pdu),
                             **({"outlet_names": self._outlet_names[name]} if name in self._outlet_names else {})}
                      for name, pdu in self.config.pdus.items()},
             "aliases": {name: {"pdu": a.pdu, "port": a.port} for name, a in self.config.aliases.items()},
@@ -221,20 +310,24 @@ class MqttBridge:
         try:
             self._handle(message)
         except Exception:  # never let a bug kill paho's network thread
-            log.exception("failed to handle a message on %s", message.topic[:200])
+            log.exception("failed to handle a message on %s", quote(message.topic))
 
     def _handle(self, message: mqtt.MQTTMessage) -> None:
         props = getattr(message, "properties", None) if self.v5 else None
         try:
             command = parse(self.config, message.topic, message.payload, retained=bool(message.retain),
                             expiry=getattr(props, "MessageExpiryInterval", None))
+            error = None
         except BadCommand as bad:
-            self._reply_fields(bad.command, props)
-            log.info("refused %s: %s", message.topic[:200], bad)
+            command, error = bad.command, str(bad)
+        problem = self._reply_fields(command, props)
+        if error is None and problem is not None:
+            error = problem
+        if error is not None:
+            log.info("refused %s: %s", quote(message.topic), error)
             # an outlet that was found (a retained /set, a bad payload) still has a state to tell
-            self.ack(bad.command, self._states.get((bad.command.pdu, bad.command.port)), str(bad), time.monotonic())
+            self.ack(command, self._states.get((command.pdu, command.port)), error, time.monotonic())
             return
-        self._reply_fields(command, props)
         if command.client_transaction:
             claim = self.transactions.claim(command)
             if claim is not True:
@@ -243,14 +336,20 @@ class MqttBridge:
                 return
         self.submit(command)
 
-    @staticmethod
-    def _reply_fields(command: Command, props: Any) -> None:
-        if props is not None:
-            command.response_topic = getattr(props, "ResponseTopic", None)
-            command.correlation = getattr(props, "CorrelationData", None)
-            if command.response_topic and ("+" in command.response_topic or "#" in command.response_topic):
-                log.info("ignoring a response topic with wildcards: %r", command.response_topic[:200])
-                command.response_topic = None
+    def _reply_fields(self, command: Command, props: Any) -> str | None:
+        """Copy the v5 Response Topic and Correlation Data to ``command``; the reason a
+        response topic is refused (the reply then goes only to the ``/ack`` topic)."""
+        if props is None:
+            return None
+        topic = getattr(props, "ResponseTopic", None)
+        if topic is None:
+            return None
+        problem = response_topic_problem(self.config, topic)
+        if problem is not None:
+            return f"refused the response topic {quote(topic)}: {problem}"
+        command.response_topic = topic
+        command.correlation = getattr(props, "CorrelationData", None)
+        return None
 
     # --- out: what the workers report ------------------------------------------------
 
@@ -283,10 +382,30 @@ class MqttBridge:
             if self.connected.is_set():
                 self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
 
+    def _send_reading(self, pdu: str, port: str | None, kind: str, value: float) -> None:
+        body = reading_payload(value)
+        if port is None:
+            self._send(f"{self.base}/{pdu}/{kind}", body, retain=True)
+            return
+        self._send(f"{self.base}/{pdu}/{port}/{kind}", body, retain=True)
+        for alias in self._aliases_of.get((pdu, port), ()):
+            self._send(f"{self.base}/alias/{alias}/{kind}", body, retain=True)
+
+    def readings(self, pdu: str, port: str | None, values: dict[str, float]) -> None:
+        """A meter read: each value that moved beyond the PDU's deadband goes out, retained."""
+        with self._gate:
+            changed = self._deadband.admit(pdu, port, values)
+            if self.connected.is_set():
+                for kind, value in changed.items():
+                    self._send_reading(pdu, port, kind, value)
+
     def _send_or_hold(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
         with self._gate:
             if self.connected.is_set():
-                self._send(topic, payload, properties=properties)
+                try:
+                    self._send(topic, payload, properties=properties)
+                except ValueError:  # a topic paho refuses (too long for MQTT): nowhere to answer
+                    log.info("cannot answer on %s", quote(topic))
             else:
                 self._held.append((topic, payload, properties))
 
@@ -307,7 +426,13 @@ class MqttBridge:
             props = copy.copy(_EMPTY_PUBLISH_PROPERTIES)
             if command.correlation is not None:
                 props.CorrelationData = command.correlation
-            try:
-                self._send_or_hold(command.response_topic, payload, properties=props)
-            except ValueError:  # a response topic with wildcards: nowhere to answer
-                log.info("cannot answer on response topic %r", command.response_topic[:200])
+            self._send_or_hold(command.response_topic, payload, properties=props)
+
+
+def _meter_info(pdu: Any) -> dict[str, Any]:
+    """``bridge/info``'s word on a PDU that meters: its interval and what it reports."""
+    driver = pdu.driver_class
+    if not pdu.meter_interval or not getattr(driver, "can_meter", False):
+        return {}
+    outlet, total = driver.readings(pdu.options)
+    return {"meter": {"interval": pdu.meter_interval, "outlet": list(outlet), "pdu": list(total)}}

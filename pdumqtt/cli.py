@@ -18,7 +18,7 @@ import click
 import voluptuous as vol
 
 from pdumqtt import __version__, registry
-from pdumqtt.client import BrokerOptions, NoAnswer, command_topic, send, status
+from pdumqtt.client import BrokerOptions, NoAnswer, command_topic, format_readings, send, status
 from pdumqtt.config import ConfigError, load_config, read_config_file
 from pdumqtt.drivers import split_host
 
@@ -251,15 +251,25 @@ def status_command(pdu: str | None, timeout: float, as_json: bool, **broker: Any
     pdus = info["pdus"]
     if pdu is not None and pdu not in pdus:
         _fail(f"no PDU named {pdu!r} (known: {', '.join(sorted(pdus))})", EXIT_USAGE)
-    rows = [(name, port, found["states"].get((name, port), "?"), found["availability"].get(name, "?"))
-            for name in sorted(pdus) if pdu is None or name == pdu for port in pdus[name]["ports"]]
+    names = [name for name in sorted(pdus) if pdu is None or name == pdu]
+    rows = [(name, port, found["states"].get((name, port), "?"), found["availability"].get(name, "?"),
+             found["readings"].get((name, port), {})) for name in names for port in pdus[name]["ports"]]
+    totals = {name: found["totals"][name] for name in names if name in found["totals"]}
     if as_json:
         click.echo(json.dumps({"bridge": found["bridge"], "outlets": [
-            {"pdu": r[0], "port": r[1], "state": r[2], "availability": r[3]} for r in rows]}))
+            {"pdu": r[0], "port": r[1], "state": r[2], "availability": r[3], **({"readings": r[4]} if r[4] else {})}
+            for r in rows], **({"totals": totals} if totals else {})}))
         return
     click.echo(f"bridge: {found['bridge'] or '?'} (pdumqtt {info.get('version', '?')})")
-    widths = [max(len(str(r[i])) for r in [("PDU", "PORT", "STATE", "AVAILABILITY"), *rows]) for i in range(4)]
-    for row in [("PDU", "PORT", "STATE", "AVAILABILITY"), *rows]:
+    header: tuple[str, ...] = ("PDU", "PORT", "STATE", "AVAILABILITY")
+    table = [r[:4] for r in rows]
+    if totals or any(r[4] for r in rows):  # a READINGS column only where something meters
+        header += ("READINGS",)
+        table = [(*r[:4], format_readings(r[4])) for r in rows]
+        table += [(name, "(total)", "", found["availability"].get(name, "?"), format_readings(values))
+                  for name, values in totals.items()]
+    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
+    for row in [header, *table]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 

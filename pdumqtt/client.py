@@ -12,6 +12,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from pdumqtt.drivers import READING_UNITS
+
 
 class NoAnswer(Exception):
     """Nothing came back in time: no broker, no daemon, or a daemon too busy."""
@@ -113,13 +115,15 @@ def status(options: BrokerOptions, timeout: float) -> dict[str, Any]:
     base = options.base_topic
     with Session(options, timeout) as session:
         barrier = f"pdumqtt-cli/{uuid.uuid4().hex}/barrier"
-        session.subscribe([f"{base}/bridge/+", f"{base}/+/availability", f"{base}/+/+/state", barrier])
+        readings = [t for kind in READING_UNITS for t in (f"{base}/+/+/{kind}", f"{base}/+/{kind}")]
+        session.subscribe([f"{base}/bridge/+", f"{base}/+/availability", f"{base}/+/+/state", *readings, barrier])
         # retained messages are queued before anything published after the SUBACK
         session.client.publish(barrier, b"", qos=1)
         session.wait(barrier)
         with session.inbox.cond:
             messages = [m for m in session.inbox.messages if m.topic != barrier]
-    result: dict[str, Any] = {"bridge": None, "info": None, "availability": {}, "states": {}}
+    result: dict[str, Any] = {"bridge": None, "info": None, "availability": {}, "states": {},
+                              "readings": {}, "totals": {}}
     for m in messages:
         levels = m.topic[len(base) + 1:].split("/")
         text = m.payload.decode(errors="replace")
@@ -129,6 +133,23 @@ def status(options: BrokerOptions, timeout: float) -> dict[str, Any]:
             result["info"] = json.loads(text) if text else None
         elif len(levels) == 2 and levels[1] == "availability":
             result["availability"][levels[0]] = text
-        elif len(levels) == 3 and levels[0] != "alias":
+        elif len(levels) == 2 and levels[1] in READING_UNITS and _is_number(text):
+            result["totals"].setdefault(levels[0], {})[levels[1]] = float(text)
+        elif len(levels) == 3 and levels[0] != "alias" and levels[2] == "state":
             result["states"][(levels[0], levels[1])] = text
+        elif len(levels) == 3 and levels[0] != "alias" and levels[2] in READING_UNITS and _is_number(text):
+            result["readings"].setdefault((levels[0], levels[1]), {})[levels[2]] = float(text)
     return result
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def format_readings(values: dict[str, float]) -> str:
+    """``40 W  0.174 A  230 V  1.234 kWh``: the readings present, in the usual order."""
+    return "  ".join(f"{values[k]:g} {unit}" for k, unit in READING_UNITS.items() if k in values)

@@ -27,16 +27,40 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names the key path and the reason."""
 
 
+MAX_NAME = 128  # characters of a PDU, port or alias name, so every topic fits commands.MAX_TOPIC
+
+
 def _name(value: Any) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
-        raise vol.Invalid("expected a name of letters, digits, '_', '.' or '-'")
+    if not isinstance(value, str) or not NAME_RE.match(value) or len(value) > MAX_NAME:
+        raise vol.Invalid(f"expected a name of letters, digits, '_', '.' or '-', at most {MAX_NAME} characters")
     return value
 
 
+def _readable_file(value: Any) -> str:
+    """A path that names a readable file now, so that a typo stops the daemon at start with
+    the key's name rather than as a traceback when the file is first needed."""
+    if not isinstance(value, str) or not value:
+        raise vol.Invalid("expected a file path")
+    try:
+        with open(value, "rb"):
+            pass
+    except OSError as e:
+        raise vol.Invalid(f"cannot read {value}: {e.strerror}") from None
+    return value
+
+
+def _prefixes(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise vol.Invalid("expected a topic prefix or a list of them")
+    return [_base_topic(item.rstrip("/") if isinstance(item, str) else item) for item in items]
+
+
 def _base_topic(value: Any) -> str:
-    if not isinstance(value, str) or not value or any(c in value for c in "#+\0") or value.startswith("/") \
-            or value.endswith("/") or "//" in value:
-        raise vol.Invalid("expected a topic prefix such as 'pdu' or 'lab/pdu', without wildcards")
+    if not isinstance(value, str) or not value or any(c in value for c in "#+\0") or value.startswith(("/", "$")) \
+            or value.endswith("/") or "//" in value or len(value) > MAX_NAME:
+        raise vol.Invalid(f"expected a topic prefix such as 'pdu' or 'lab/pdu', without wildcards, "
+                          f"at most {MAX_NAME} characters")
     return value
 
 
@@ -61,8 +85,11 @@ def _ports(value: Any, first: int = 1) -> dict[str, int]:
     ports: dict[str, int] = {}
     for name, number in pairs:
         name = str(name) if isinstance(name, int) and not isinstance(name, bool) else name
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise vol.Invalid(f"port name {name!r}: expected letters, digits, '_', '.' or '-'")
+        if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > MAX_NAME:
+            raise vol.Invalid(f"port name {str(name)[:40]!r}: expected letters, digits, '_', '.' or '-', "
+                              f"at most {MAX_NAME} characters")
+        if name.isdigit() and name[0] == "0" and name != "0":
+            raise vol.Invalid(f"port name {name!r}: a number is written without leading zeros")
         if isinstance(number, bool) or not isinstance(number, int) or number < first:
             raise vol.Invalid(f"port {name!r}: expected a number from {first}")
         if name.isdigit() and int(name) != number:
@@ -86,6 +113,11 @@ def _host_port(value: Any) -> str:
 
 Seconds = vol.All(vol.Coerce(float), vol.Range(min=0))
 PositiveSeconds = vol.All(vol.Coerce(float), vol.Range(min=0.001))
+_Band = vol.All(vol.Coerce(float), vol.Range(min=0))
+
+#: How much a reading must change to be published again: per quantity, in its unit, and/or
+#: ``percent`` of the value last published. Changes to or from zero always go out.
+DEADBAND_SCHEMA = vol.Schema({vol.Optional(k): _Band for k in ("power", "current", "voltage", "energy", "percent")})
 
 # The per-PDU keys that a `defaults` section can set: (default, validator).
 COMMON_PDU_KEYS: dict[str, tuple[Any, Any]] = {
@@ -94,6 +126,9 @@ COMMON_PDU_KEYS: dict[str, tuple[Any, Any]] = {
     "timeout": (10.0, PositiveSeconds),
     "cycle_delay": (5.0, Seconds),
     "poll_interval": (0.0, Seconds),
+    # seconds between meter reads on a driver that can meter; 0 = never
+    "meter_interval": (0.0, Seconds),
+    "meter_deadband": ({}, DEADBAND_SCHEMA),
 }
 DEFAULTS_SCHEMA = vol.Schema({vol.Optional(k, default=d): v for k, (d, v) in COMMON_PDU_KEYS.items()})
 
@@ -102,11 +137,11 @@ MQTT_SCHEMA = vol.Schema({
     vol.Optional("port", default=1883): vol.All(int, vol.Range(min=1, max=65535)),
     vol.Optional("username"): str,
     vol.Exclusive("password", "password", msg="give password or password_file, not both"): str,
-    vol.Exclusive("password_file", "password", msg="give password or password_file, not both"): str,
+    vol.Exclusive("password_file", "password", msg="give password or password_file, not both"): _readable_file,
     vol.Optional("tls"): vol.Any(bool, {
-        vol.Optional("ca_certs"): str,
-        vol.Optional("certfile"): str,
-        vol.Optional("keyfile"): str,
+        vol.Optional("ca_certs"): _readable_file,
+        vol.Optional("certfile"): _readable_file,
+        vol.Optional("keyfile"): _readable_file,
         vol.Optional("insecure", default=False): bool,
     }),
     vol.Optional("base_topic", default="pdu"): _base_topic,
@@ -116,6 +151,14 @@ MQTT_SCHEMA = vol.Schema({
     vol.Optional("session_expiry", default=300): vol.All(int, vol.Range(min=0)),
     vol.Optional("max_command_age", default=60.0): PositiveSeconds,
     vol.Optional("transaction_window", default=600.0): Seconds,
+    vol.Optional("response_topic_prefix"): _prefixes,
+})
+
+PDUDAEMON_SCHEMA = vol.Schema({
+    vol.Optional("listen", default="127.0.0.1:16421"): _host_port,
+    vol.Optional("auth_file"): _readable_file,
+    vol.Optional("request_timeout", default=10.0): PositiveSeconds,
+    vol.Optional("max_connections", default=64): vol.All(int, vol.Range(min=1, max=10000)),
 })
 
 TOP_SCHEMA = vol.Schema({
@@ -125,7 +168,7 @@ TOP_SCHEMA = vol.Schema({
         vol.Optional("prefix", default="homeassistant"): _base_topic,
         vol.Optional("device_based", default=False): bool,
     },
-    vol.Optional("pdudaemon"): vol.Any(None, {vol.Optional("listen", default="127.0.0.1:16421"): _host_port}),
+    vol.Optional("pdudaemon"): vol.Any(None, PDUDAEMON_SCHEMA),
     # the optional HTTP port: /metrics always, the live status page only when asked for
     vol.Optional("http"): vol.Any(None, {
         vol.Optional("listen", default="127.0.0.1:9421"): _host_port,
@@ -148,6 +191,8 @@ class PduConfig:
     timeout: float = 10.0
     cycle_delay: float = 5.0
     poll_interval: float = 0.0
+    meter_interval: float = 0.0
+    meter_deadband: dict[str, float] = field(default_factory=dict, compare=False)
     names_by_number: dict[int, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -158,7 +203,9 @@ class PduConfig:
         number = self.ports.get(segment)
         if number is not None:
             return segment, number
-        if segment.isdigit():
+        # one spelling per number, so that a topic ACL on pdu/x/1/set cannot be gone round
+        # through 01, ' 1', fullwidth or Arabic-Indic digits (str.isdigit and int() take them all)
+        if segment.isascii() and segment.isdigit() and (segment[0] != "0" or segment == "0") and len(segment) <= 6:
             name = self.names_by_number.get(int(segment))
             if name is not None:
                 return name, int(segment)
@@ -242,6 +289,9 @@ def _pdu(name: Any, raw: Any, defaults: dict[str, Any]) -> PduConfig:
     common.update({vol.Optional(k, default=defaults[k]): v for k, (_, v) in COMMON_PDU_KEYS.items()})
     schema = vol.Schema({**common, **driver_class.options})
     data = _validate(schema, raw, where)
+    if raw.get("meter_interval") and not getattr(driver_class, "can_meter", False):
+        # a default for every PDU is fine; asked for on this PDU, it would silently do nothing
+        raise ConfigError(f"pdus.{name}.meter_interval: driver {driver_name!r} cannot read power or energy")
     options = {k: v for k, v in data.items() if k not in common and k not in ("driver", "ports")}
     return PduConfig(name=name, driver=driver_name, options=options, ports=data["ports"],
                      **{k: data[k] for k in COMMON_PDU_KEYS})
@@ -250,8 +300,9 @@ def _pdu(name: Any, raw: Any, defaults: dict[str, Any]) -> PduConfig:
 def _aliases(raw: dict[str, Any], pdus: dict[str, PduConfig]) -> dict[str, Alias]:
     aliases = {}
     for name, target in (raw or {}).items():
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise ConfigError(f"aliases.{name}: an alias must be letters, digits, '_', '.' or '-'")
+        if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > MAX_NAME:
+            raise ConfigError(f"aliases.{name}: an alias must be letters, digits, '_', '.' or '-', "
+                              f"at most {MAX_NAME} characters")
         data = _validate(vol.Schema({vol.Required("pdu"): str, vol.Required("port"): vol.Coerce(str)}),
                          target, ["aliases", name])
         pdu = pdus.get(data["pdu"])
@@ -275,9 +326,61 @@ def load_config_data(data: Any, source: str = "<data>") -> Config:
     top = _validate(TOP_SCHEMA, data, [])
     defaults = top["defaults"]
     pdus = {name: _pdu(name, raw, defaults) for name, raw in top["pdus"].items()}
+    listener = top.get("pdudaemon")
+    if listener and "auth_file" in listener:
+        listener["clients"] = _listener_clients(listener["auth_file"], pdus)
     return Config(mqtt=top["mqtt"], pdus=pdus, aliases=_aliases(top["aliases"], pdus),
-                  homeassistant=top["homeassistant"], pdudaemon=top.get("pdudaemon"), http=top.get("http"),
+                  homeassistant=top["homeassistant"], pdudaemon=listener, http=top.get("http"),
                   source=source)
+
+
+@dataclass(frozen=True)
+class ListenerClient:
+    """One client of the PDUDaemon listener: its secret and the PDUs it may switch."""
+
+    name: str
+    token: str | None = field(default=None, repr=False)  # HTTP Bearer, or token=... before a TCP line
+    password: str | None = field(default=None, repr=False)  # HTTP basic auth, user = name
+    pdus: frozenset[str] = frozenset()  # "*": every PDU
+
+    def may_switch(self, pdu: str) -> bool:
+        return "*" in self.pdus or pdu in self.pdus
+
+
+def _listener_clients(path: str, pdus: dict[str, PduConfig]) -> dict[str, ListenerClient]:
+    """The clients in ``pdudaemon.auth_file``: ``{name: {token | password, pdus: [...]}}``."""
+    where = f"pdudaemon.auth_file ({path})"
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read it: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML: {e}") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{where}: expected a map of client names to {{token or password, pdus}}")
+    schema = vol.Schema({
+        vol.Exclusive("token", "secret", msg="give token or password, not both"): vol.All(str, vol.Length(min=8)),
+        vol.Exclusive("password", "secret", msg="give token or password, not both"): vol.All(str, vol.Length(min=8)),
+        vol.Required("pdus"): vol.All([str], vol.Length(min=1)),
+    })
+    clients: dict[str, ListenerClient] = {}
+    for name, raw in data.items():
+        try:
+            _name(name)
+        except vol.Invalid:
+            raise ConfigError(f"{where}: client {str(name)[:40]!r}: a client name must be letters, digits, "
+                              "'_', '.' or '-'") from None
+        entry = _validate(schema, raw, [name])
+        if "token" not in entry and "password" not in entry:
+            raise ConfigError(f"{where}: {name}: give a token or a password (at least 8 characters)")
+        for pdu in entry["pdus"]:
+            if pdu != "*" and pdu not in pdus:
+                raise ConfigError(f"{where}: {name}.pdus: no PDU named {pdu[:40]!r}")
+        clients[name] = ListenerClient(name, entry.get("token"), entry.get("password"), frozenset(entry["pdus"]))
+    tokens = [c.token for c in clients.values() if c.token]
+    if len(set(tokens)) != len(tokens):
+        raise ConfigError(f"{where}: two clients share a token")
+    return clients
 
 
 def read_config_file(path: str | Path) -> Any:

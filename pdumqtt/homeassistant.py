@@ -1,5 +1,9 @@
 """Home Assistant MQTT discovery: every outlet appears as a switch and a restart button.
 
+A PDU that meters (``meter_interval``) also gets one sensor per reading it reports, for
+each outlet and for the PDU's totals, with the device class, unit and state class Home
+Assistant's energy features expect (energy as ``total_increasing``).
+
 One device per PDU (identifiers, name, the driver's model), an origin block, availability
 from ``{base}/bridge/state`` and ``{base}/<pdu>/availability`` with mode ``all``, no
 ``object_id``. The config messages are retained, sent on every connect to the broker and
@@ -39,11 +43,16 @@ import paho.mqtt.client as mqtt
 
 from pdumqtt import __version__
 from pdumqtt.config import Config, PduConfig
+from pdumqtt.drivers import READING_UNITS
 
 log = logging.getLogger(__name__)
 
 SEND_BATCH = 1000  # configs handed to paho before waiting for them to be written
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# Home Assistant's sensor device classes and state classes for each reading
+_SENSOR_CLASSES = {"power": ("power", "measurement"), "current": ("current", "measurement"),
+                   "voltage": ("voltage", "measurement"), "energy": ("energy", "total_increasing")}
+_PRECISION = {"power": 1, "current": 2, "voltage": 0, "energy": 3}
 
 
 def safe_id(text: str) -> str:
@@ -72,6 +81,7 @@ class Discovery:
         self.node = safe_id(f"pdumqtt_{self.base.replace('/', '_')}")
         self.status_topic = f"{self.prefix}/status"
         self.object_ids = self._object_ids()
+        self.sensor_ids = self._sensor_ids()
         self.scan_topic = f"{self.prefix}/+/{self.node}/+/config"
         self._marker_topic = f"{self.base}/bridge/discovery-sync/{uuid.uuid4().hex}"
         self._lock = threading.Lock()
@@ -141,6 +151,57 @@ class Discovery:
             }))
         return out
 
+    @staticmethod
+    def _metered(pdu: PduConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What a PDU's sensors are: its readings per outlet and for the unit, if it meters."""
+        driver = pdu.driver_class
+        if not pdu.meter_interval or not getattr(driver, "can_meter", False):
+            return (), ()
+        outlet, total = driver.readings(pdu.options)
+        return tuple(k for k in outlet if k in READING_UNITS), tuple(k for k in total if k in READING_UNITS)
+
+    def _sensor_ids(self) -> dict[tuple[str, str | None, str], str]:
+        """An object id per sensor, ``<pdu>_<port>_<kind>`` or ``<pdu>_<kind>``, unique across all."""
+        ids: dict[tuple[str, str | None, str], str] = {}
+        for pdu in self.config.pdus.values():
+            outlet, total = self._metered(pdu)
+            for port in pdu.ports if outlet else ():
+                for kind in outlet:
+                    ids[(pdu.name, port, kind)] = f"{self.object_ids[(pdu.name, port)]}_{kind}"
+            for kind in total:
+                ids[(pdu.name, None, kind)] = f"{safe_id(pdu.name)}_{kind}"
+        taken: dict[str, int] = {}
+        for oid in ids.values():
+            taken[oid] = taken.get(oid, 0) + 1
+        return {key: oid if taken[oid] == 1 else
+                f"{oid}_{hashlib.sha1(repr(key).encode()).hexdigest()[:6]}" for key, oid in ids.items()}
+
+    def sensors(self, pdu: PduConfig) -> list[tuple[str, str, dict[str, Any]]]:
+        """Per reading a sensor, as (object id, component id, config); none unless the PDU meters."""
+        outlet, total = self._metered(pdu)
+        port_ids = self._port_ids(pdu)
+        out = []
+        targets: list[tuple[str | None, tuple[str, ...]]] = [(port, outlet) for port in pdu.ports if outlet]
+        targets.append((None, total))
+        for port, kinds in targets:
+            for kind in kinds:
+                oid = self.sensor_ids[(pdu.name, port, kind)]
+                device_class, state_class = _SENSOR_CLASSES[kind]
+                if port is None:
+                    # a bare kind, never <port>_<kind>: cannot clash with an outlet's components
+                    name, topic, cid = f"Total {kind}", f"{self.base}/{pdu.name}/{kind}", kind
+                else:
+                    label = _label(port, self._aliases.get((pdu.name, port), []))
+                    name, topic, cid = f"{label} {kind}", f"{self.base}/{pdu.name}/{port}/{kind}", \
+                        f"{port_ids[port]}_{kind}"
+                out.append((oid, cid, {
+                    "platform": "sensor", "name": name, "unique_id": f"{self.node}_{oid}",
+                    "device_class": device_class, "state_class": state_class,
+                    "unit_of_measurement": READING_UNITS[kind], "state_topic": topic,
+                    "suggested_display_precision": _PRECISION[kind], "qos": 1,
+                }))
+        return out
+
     def messages(self, found: dict[str, bytes] | None = None) -> dict[str, bytes]:
         """Every discovery topic of the current config with its payload.
 
@@ -154,6 +215,7 @@ class Discovery:
             if self.device_based:
                 topic = f"{self.prefix}/device/{self.node}/{safe_id(pdu.name)}/config"
                 components = {cid: config for _, cid, config in self.components(pdu)}
+                components.update({cid: config for _, cid, config in self.sensors(pdu)})
                 for cid, old in _components_of(found.get(topic)).items():
                     if cid not in components and isinstance(old, dict) and set(old) - {"platform", "p"}:
                         components[cid] = {"platform": old.get("platform", old.get("p"))}
@@ -163,6 +225,10 @@ class Discovery:
                 body = {k: v for k, v in config.items() if k != "platform"}
                 topic = f"{self.prefix}/{config['platform']}/{self.node}/{self.object_ids[(pdu.name, port)]}/config"
                 out[topic] = json.dumps({**body, **shared}, sort_keys=True).encode()
+            for oid, _, config in self.sensors(pdu):
+                body = {k: v for k, v in config.items() if k != "platform"}
+                out[f"{self.prefix}/sensor/{self.node}/{oid}/config"] = json.dumps({**body, **shared},
+                                                                                  sort_keys=True).encode()
         return out
 
     # --- on paho's network thread --------------------------------------------------------
@@ -226,10 +292,14 @@ class Discovery:
             self.client.publish(self._done_marker, b"", qos=1)
 
     def _wait_sent(self, info: mqtt.MQTTMessageInfo) -> bool:
-        while not info.is_published():
-            if not self.client.is_connected():
-                return False
-            info.wait_for_publish(1.0)
+        """True once the batch's last message left; False when the connection went first."""
+        try:
+            while not info.is_published():
+                if not self.client.is_connected():
+                    return False
+                info.wait_for_publish(1.0)
+        except (RuntimeError, ValueError):  # paho refused the publish: we were disconnected meanwhile
+            return False
         return True
 
     def _on_status(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:

@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--delay", dest="delay", type=int,
                         help="Delay before command runs, or between off/on when rebooting (ex: 5)")
     mqtt = parser.add_argument_group("pdumqtt additions")
+    mqtt.add_argument("--token", default=os.environ.get("PDUMQTT_PDUDAEMON_TOKEN"),
+                      help="the listener's client token (pdudaemon.auth_file) [env PDUMQTT_PDUDAEMON_TOKEN]")
     mqtt.add_argument("--mqtt", action="store_true", help="talk to the MQTT broker directly, not to the listener")
     mqtt.add_argument("--broker", default=os.environ.get("PDUMQTT_BROKER"),
                       help="with --mqtt: the broker as HOST:PORT [env PDUMQTT_BROKER]")
@@ -67,6 +69,8 @@ def _address(text: str, default_port: int) -> tuple[str, int]:
 
 def _tcp(args: argparse.Namespace) -> int:
     words = [args.pdu, args.port, args.command] + ([str(args.delay)] if args.delay else [])
+    if args.token:
+        words.insert(0, f"token={args.token}")
     host, port = _address(args.daemon, LISTENER_PORT)
     try:
         with socket.create_connection((host, port), timeout=args.timeout + (args.delay or 0)) as sock:
@@ -92,7 +96,8 @@ def _http(args: argparse.Namespace) -> int:
         query["delay"] = str(args.delay)
     try:
         conn = HTTPConnection(host, port, timeout=args.timeout + (args.delay or 0))
-        conn.request("GET", f"/power/control/{args.command}?{urlencode(query)}")
+        headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+        conn.request("GET", f"/power/control/{args.command}?{urlencode(query)}", headers=headers)
         response = conn.getresponse()
         body = response.read().decode("utf-8", "replace").strip()
         conn.close()

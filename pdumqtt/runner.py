@@ -8,6 +8,11 @@ busy; later calls queue behind it and time out in turn). Retries back off on thi
 PDU's thread only. A cycle switches off, then schedules its "on" on the worker's timer
 heap, so the PDU's other ports go on during the delay while commands for the cycling
 port wait their turn.
+
+Meter reads (``meter_interval``) are the lowest of the worker's jobs: the timer only marks a
+round due, and each read (one outlet, or the PDU's totals) runs when no command is waiting,
+so a command waits at most for the one read under way. A failing read is logged and skipped:
+it never changes availability.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any, Protocol
 
 from pdumqtt.commands import Command
 from pdumqtt.config import Config, PduConfig
-from pdumqtt.drivers import Driver, DriverError
+from pdumqtt.drivers import Driver, DriverError, Reading
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ class Publisher(Protocol):
     def availability(self, pdu: str, online: bool) -> None: ...
     def outlet_names(self, pdu: str, names: dict[str, str]) -> None: ...
     def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None: ...
+    def readings(self, pdu: str, port: str | None, values: dict[str, float]) -> None:
+        """A meter read of outlet ``port``, or with None of the whole PDU."""
 
 
 class CallObserver(Protocol):
@@ -139,6 +146,62 @@ class _Cycle:
     parked: deque[Command] = field(default_factory=deque)  # later commands for this port
 
 
+class _MeterRound:
+    """What one PDU's meter rounds read, and what went wrong in the current round.
+
+    A round reads every configured outlet, then the PDU's totals, as far as the driver
+    reports them. Failures are logged once per round for outlets and once for the totals.
+    """
+
+    def __init__(self, pdu: PduConfig) -> None:
+        self.pdu = pdu
+        driver = pdu.driver_class
+        outlet_kinds, pdu_kinds = driver.readings(pdu.options) if getattr(driver, "can_meter", False) else ((), ())
+        self.outlets = bool(outlet_kinds) and pdu.meter_interval > 0
+        self.totals = bool(pdu_kinds) and pdu.meter_interval > 0
+        self._queue: deque[tuple[str | None, int | None]] = deque()
+        self._failures: dict[str, list[str]] = {}
+
+    @property
+    def wanted(self) -> bool:
+        return self.outlets or self.totals
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queue)
+
+    def start(self) -> None:
+        self._failures = {}
+        if self.outlets:
+            self._queue.extend(self.pdu.ports.items())
+        if self.totals:
+            self._queue.append((None, None))
+
+    def next(self) -> tuple[str | None, int | None]:
+        return self._queue.popleft()
+
+    def failed(self, port: str | None, reason: str) -> None:
+        self._failures.setdefault("outlet" if port is not None else "pdu", []).append(
+            reason if port is None else f"port {port}: {reason}")
+
+    def unsupported(self, port: str | None) -> None:
+        """The driver says this device has no such meter: stop asking for it."""
+        if port is None:
+            self.totals = False
+            log.info("pdu %s: the device reports no PDU totals; not asking again", self.pdu.name)
+        else:
+            self.outlets = False
+            self._queue = deque(item for item in self._queue if item[0] is None)
+            log.info("pdu %s: the device reports no outlet readings; not asking again", self.pdu.name)
+
+    def finish(self) -> None:
+        for kind, reasons in self._failures.items():
+            what = f"{len(reasons)} outlet meter reads" if kind == "outlet" else "the PDU meter read"
+            log.warning("pdu %s: %s failed (switching goes on): %s", self.pdu.name, what,
+                        reasons[0] + (f"; and {len(reasons) - 1} more" if len(reasons) > 1 else ""))
+        self._queue.clear()
+
+
 class PduWorker:
     """The one thread that talks to one PDU."""
 
@@ -159,6 +222,8 @@ class PduWorker:
         self._driver: Driver | None = None
         self._caller: _CallThread | None = None
         self._stopping = threading.Event()
+        self._idle: deque[Callable[[], None]] = deque()  # jobs that run only when no command waits
+        self._meter = _MeterRound(pdu)
         self._thread = threading.Thread(target=self._run, name=f"pdu-{pdu.name}", daemon=True)
 
     # --- the network thread's side ---------------------------------------------------
@@ -189,6 +254,8 @@ class PduWorker:
 
     def _run(self) -> None:
         self._schedule_probe(0.0)
+        if self._meter.wanted:
+            self._schedule(0.0, self._meter_due)
         while (job := self._next_job()) is not None:
             try:
                 job()
@@ -205,6 +272,8 @@ class PduWorker:
                 if queue:
                     command = queue.popleft()
                     return lambda: self._execute(command)
+                if self._idle:
+                    return self._idle.popleft()
                 self._cond.wait(self._timers[0][0] - time.monotonic() if self._timers else None)
         return None
 
@@ -237,7 +306,7 @@ class PduWorker:
         self.publisher.ack(command, state, None, started)
 
     def _switch(self, command: Command, on: bool) -> bool:
-        self._call("set", command.number, on)
+        self._switched(command, self._call("set", command.number, on))
         self._confirm(command.port, command.number, on)
         return on
 
@@ -269,7 +338,7 @@ class PduWorker:
             return
         command, started = cycle.command, cycle.started
         try:
-            self._call("set", command.number, True, tries=tries)
+            self._switched(command, self._call("set", command.number, True, tries=tries))
             self._confirm(command.port, command.number, True)
             self.publisher.ack(command, True, None, started)
         except CallFailed as e:
@@ -315,6 +384,45 @@ class PduWorker:
         interval = self.pdu.poll_interval or (OFFLINE_PROBE_INTERVAL if not self.online else 0)
         if interval and (readable or self._driver is None):
             self._schedule_probe(interval)
+
+    # --- meter reads -------------------------------------------------------------------
+
+    def _switched(self, command: Command, answer: Any) -> None:
+        """A switch whose answer carried the outlet's meter: into the ack and the topics
+        (on a PDU that meters: one with meter_interval 0 publishes no readings)."""
+        if self.pdu.meter_interval and isinstance(answer, Reading) and (values := answer.values()):
+            command.readings = values
+            self.publisher.readings(self.pdu.name, command.port, values)
+
+    def _meter_due(self) -> None:
+        """The interval is up: queue the round's reads behind any waiting command."""
+        if self.online is False:  # the probe brings it back; reads would only time out
+            self._schedule(self.pdu.meter_interval, self._meter_due)
+            return
+        self._meter.start()
+        self._idle.append(self._meter_step)
+
+    def _meter_step(self) -> None:
+        """One read of the round; then the next, again only when no command waits."""
+        port, number = self._meter.next()
+        method, args = ("meter_outlet", (number,)) if number is not None else ("meter_pdu", ())
+        try:
+            reading = self._call_once(method, args)
+        except (DriverError, CallFailed) as e:
+            self._meter.failed(port, str(e) or type(e).__name__)
+        except _CallTimeout:
+            self._meter.failed(port, f"device timeout: no answer within {self.pdu.timeout:g} s")
+        else:
+            if reading is None:
+                self._meter.unsupported(port)
+            elif values := reading.values():
+                self.publisher.readings(self.pdu.name, port, values)
+        if self._meter.pending:
+            self._idle.append(self._meter_step)
+        else:
+            self._meter.finish()
+            if self._meter.wanted:
+                self._schedule(self.pdu.meter_interval, self._meter_due)
 
     def _read_outlet_names(self) -> None:
         """Once, after the first good probe: the outlets' names as the device has them."""
@@ -409,6 +517,7 @@ class PduWorker:
     def _shutdown(self) -> None:
         """Finish what was started, refuse what was not: nothing is lost silently."""
         self._timers.clear()
+        self._idle.clear()
         for number in list(self._cycling):
             # power the board again now rather than leave it off because we stopped mid-cycle
             self._finish_cycle(number, tries=1)

@@ -96,11 +96,11 @@ class Probe:
     """A paho v5 client that records what it receives and makes request/reply calls."""
 
     def __init__(self, broker: Broker, base: str = "pdu", username: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, reply_prefix: str = "test") -> None:
         self.base = base
         self.messages: list[mqtt.MQTTMessage] = []
         self.cond = threading.Condition()
-        self.reply_topic = f"test/{uuid.uuid4().hex}/reply"
+        self.reply_topic = f"{reply_prefix}/{uuid.uuid4().hex}/reply"
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         if username:
             self.client.username_pw_set(username, password)
@@ -177,6 +177,16 @@ class Probe:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def tcp_exchange(address: tuple[str, int], data: bytes, timeout: float = 20) -> bytes:
+    """Send ``data`` in one write and read the answer until the other side closes."""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(data)
+        reply = b""
+        while chunk := sock.recv(16384):
+            reply += chunk
+    return reply
 
 
 def write_config(tmp_path: Path, config: dict[str, Any], name: str = "pdumqtt.yaml") -> Path:

@@ -83,7 +83,8 @@ def test_a_refused_set_tells_the_state_it_left_alone(daemon, probe, unique):
     assert probe.request(f"pdu/{unique}/9/set", "ON")["state"] is None  # no such outlet: no state
 
 
-def test_a_response_topic_with_wildcards_does_not_stop_the_ack(daemon, probe, unique):
+def test_a_refused_response_topic_is_answered_on_the_ack_topic(daemon, probe, unique):
+    """The command does not run; the reason goes where the sender can always read it."""
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
@@ -92,7 +93,9 @@ def test_a_response_topic_with_wildcards_does_not_stop_the_ack(daemon, probe, un
     props = Properties(PacketTypes.PUBLISH)
     props.ResponseTopic = "bad/#"
     probe.publish(f"pdu/{unique}/1/set", "ON", properties=props)
-    assert json.loads(probe.wait_for(f"pdu/{unique}/1/ack").payload)["status"] == "ok"
+    ack = json.loads(probe.wait_for(f"pdu/{unique}/1/ack").payload)
+    assert ack["status"] == "error" and "refused the response topic 'bad/#'" in ack["error"], ack
+    assert 1 not in sim.device(unique).outlets
     assert probe.request(f"pdu/{unique}/1/set", "OFF")["status"] == "ok"
 
 

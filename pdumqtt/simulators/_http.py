@@ -49,6 +49,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +61,14 @@ import voluptuous as vol
 from pdumqtt.simulators import Simulator
 
 FAILURES = (None, "error", "unauthorized", "hang", "garbage")
+#: Options of a simulator whose device meters: watts an outlet draws while on, the line voltage,
+#: and ``metered: false`` for the model without a meter.
+METER_OPTIONS: dict[Any, Any] = {
+    vol.Optional("metered", default=True): bool,
+    vol.Optional("load", default=25.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
+    vol.Optional("loads", default={}): {vol.Coerce(int): vol.All(vol.Coerce(float), vol.Range(min=0))},
+    vol.Optional("voltage", default=230.0): vol.All(vol.Coerce(float), vol.Range(min=1)),
+}
 HANG_LIMIT = 60.0  # seconds a hanging request is held at most
 
 
@@ -233,6 +242,8 @@ class HttpSimulator(Simulator):
         self.requests: list[Request] = []
         self.connections = 0
         self.errors: list[Exception] = []  # exceptions raised by handlers (answered with HTTP 500)
+        self._energy_wh: dict[int, float] = {}
+        self._metered_at: dict[int, float] = {}
         self.ca_file: str | None = None
         self.tls_context: ssl.SSLContext | None = None
         self.lock = threading.Lock()  # held while a handler runs: handlers need no locking of their own
@@ -253,6 +264,23 @@ class HttpSimulator(Simulator):
     def outlet(self, n: int) -> bool:
         """Whether outlet ``n`` (the device's numbering) is on."""
         return self.outlets[n]
+
+    def reading(self, n: int) -> tuple[float, float, float, float]:
+        """Outlet ``n``'s meter (METER_OPTIONS): watts, amps, volts and the Wh drawn so far."""
+        now = time.monotonic()
+        energy, seen = self._energy_wh, self._metered_at
+        load = self.config.get("loads", {}).get(n, self.config.get("load", 25.0))
+        watts = load if self.outlets.get(n) else 0.0
+        # what it drew since the last look, at the power it draws now: coarse, but never going down
+        energy[n] = energy.get(n, 0.0) + watts * (now - seen.get(n, now)) / 3600
+        seen[n] = now
+        volts = self.config.get("voltage", 230.0)
+        return watts, watts / volts, volts, energy[n]
+
+    def set_load(self, n: int, watts: float) -> None:
+        """Make outlet ``n`` draw ``watts`` while on."""
+        self.reading(n)  # count the energy at the old load first
+        self.config["loads"] = {**self.config.get("loads", {}), n: watts}
 
     # --- the server ----------------------------------------------------------------------
 

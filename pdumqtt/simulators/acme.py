@@ -1,5 +1,7 @@
 """A BayLibre ACME on ssh (asyncssh server on loopback) with the dut-switch commands.
 
+:class:`SshDeviceSimulator` is the ssh server other ssh devices share; a device
+subclass answers each command in ``command()``.
 Serves exec requests and an interactive root shell (prompt ``# ``). The host key is
 generated at start unless ``host_key`` names a private key file; ``known_hosts_line()``
 gives the line a client's known_hosts needs. Logins: ``username`` with ``password``
@@ -21,22 +23,25 @@ import voluptuous as vol
 from pdumqtt.simulators._aio import LoopSimulator
 
 
-class AcmeSimulator(LoopSimulator):
-    options = {
-        vol.Optional("username", default="root"): str,
-        vol.Optional("password"): str,
+def ssh_server_options(username: str, password: str | None = None) -> dict[Any, Any]:
+    """The login and host-key options of a simulated ssh device: its user, its password if it has one."""
+    return {
+        vol.Optional("username", default=username): str,
+        (vol.Optional("password") if password is None else vol.Optional("password", default=password)): str,
         vol.Optional("authorized_keys"): str,
         vol.Optional("host_key"): str,
         # Written at start with the line a client's known_hosts needs (for `pdumqtt sim`).
         vol.Optional("known_hosts_file"): str,
-        vol.Optional("probes", default=8): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
     }
+
+
+class SshDeviceSimulator(LoopSimulator):
+    """An ssh server on loopback; ``command()`` answers each command, exec or typed at the prompt."""
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         path = self.config.get("host_key")
         self.host_key = asyncssh.read_private_key(path) if path else asyncssh.generate_private_key("ssh-ed25519")
-        self.probes = [False] * self.config["probes"]
         self.log: list[str] = []
         self.logins = 0
 
@@ -111,6 +116,24 @@ class AcmeSimulator(LoopSimulator):
         if self.failure == "drop":
             process.channel.get_connection().abort()
             return 255
+        return await self.command(process, command)
+
+    async def command(self, process: asyncssh.SSHServerProcess, command: str) -> int:
+        """Answer one command on ``process``'s stdout/stderr; return its exit status."""
+        raise NotImplementedError
+
+
+class AcmeSimulator(SshDeviceSimulator):
+    options = {
+        **ssh_server_options("root"),
+        vol.Optional("probes", default=8): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
+    }
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self.probes = [False] * self.config["probes"]
+
+    async def command(self, process: asyncssh.SSHServerProcess, command: str) -> int:
         if self.failure == "garbage":
             process.stderr.write("\x1b[31mSegmentation fault\n")
             return 1

@@ -5,6 +5,8 @@ actions 0 off, 1 on, 2 short off, 3 short on, 4 toggle, 5 no change, 6 ignored (
 actions revert after ``Delay`` ms, else the output's configured delay) and answers the
 updated state. ``read_only`` models credentials without write access: POSTs change nothing.
 Auth is basic unless ``auth: none`` is given; the default user and password are admin/admin.
+A metered model's outputs also carry ``Load`` (W), ``Current`` (mA) and ``Energy`` (Wh), and
+``GlobalMeasure`` the totals and the ``Voltage``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from pdumqtt.simulators._http import HttpSimulator, Request, Response
+from pdumqtt.simulators._http import METER_OPTIONS, HttpSimulator, Request, Response
 
 
 class NetioJsonSimulator(HttpSimulator):
@@ -22,6 +24,7 @@ class NetioJsonSimulator(HttpSimulator):
     options = {
         vol.Optional("outputs", default=4): vol.All(int, vol.Range(min=1, max=64)),
         vol.Optional("read_only", default=False): bool,
+        **METER_OPTIONS,  # metered: a PowerPDU 4KS, PowerCable 101x; not a NETIO 4
     }
 
     def __init__(self, options: dict[str, Any]) -> None:
@@ -35,10 +38,23 @@ class NetioJsonSimulator(HttpSimulator):
         return {("GET", "/netio.json"): self.state, ("POST", "/netio.json"): self.write}
 
     def state(self, request: Request | None = None) -> dict[str, Any]:
-        return {"Agent": {"Model": "NETIO 4All", "Version": "3.4.0", "JSONVer": "2.1", "DeviceName": "netio-sim",
-                          "NumOutputs": len(self.outlets)},
-                "Outputs": [{"ID": n, "Name": f"output_{n}", "State": int(on), "Action": 6, "Delay": self.delays[n]}
-                            for n, on in self.outlets.items()]}
+        state: dict[str, Any] = {
+            "Agent": {"Model": "NETIO 4All", "Version": "3.4.0", "JSONVer": "2.1", "DeviceName": "netio-sim",
+                      "NumOutputs": len(self.outlets)},
+            "Outputs": [{"ID": n, "Name": f"output_{n}", "State": int(on), "Action": 6, "Delay": self.delays[n]}
+                        for n, on in self.outlets.items()]}
+        if self.config["metered"]:  # Load W, Current mA, Energy Wh per output; GlobalMeasure totals
+            readings = {n: self.reading(n) for n in self.outlets}
+            for output in state["Outputs"]:
+                watts, amps, _volts, wh = readings[output["ID"]]
+                output.update(Current=round(amps * 1000), PowerFactor=1.0, Load=round(watts), Energy=round(wh))
+            volts = next(iter(readings.values()))[2]
+            state["GlobalMeasure"] = {
+                "Voltage": round(volts, 1), "Frequency": 50.0,
+                "TotalCurrent": round(sum(r[1] for r in readings.values()) * 1000),
+                "OverallPowerFactor": 1.0, "TotalLoad": round(sum(r[0] for r in readings.values())),
+                "TotalEnergy": round(sum(r[3] for r in readings.values()))}
+        return state
 
     def write(self, request: Request) -> Response | dict[str, Any]:
         try:

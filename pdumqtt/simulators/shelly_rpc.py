@@ -5,7 +5,8 @@
 ...}``, ``Switch.GetConfig {id}`` gives the switch's ``name``; an unknown id is the error
 frame ``{"code": -105, "message": "Argument 'id', value N not found!"}``. With ``password``
 set the device takes SHA-256 digest auth, user ``admin``, realm the device id.
-``Shelly.GetDeviceInfo`` answers without auth, as the real devices do.
+``Shelly.GetDeviceInfo`` answers without auth, as the real devices do. A metered (PM)
+model's status also has ``apower``, ``voltage``, ``current`` and ``aenergy.total`` (Wh).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from pdumqtt.simulators._http import HttpSimulator, Request, Response
+from pdumqtt.simulators._http import METER_OPTIONS, HttpSimulator, Request, Response
 
 
 class ShellyRpcSimulator(HttpSimulator):
@@ -24,6 +25,7 @@ class ShellyRpcSimulator(HttpSimulator):
     options = {
         vol.Optional("switches", default=1): vol.All(int, vol.Range(min=1, max=4)),
         vol.Optional("names", default=[]): [vol.Any(str, None)],
+        **METER_OPTIONS,  # metered: a PM model (Plus 1PM, Plus Plug S, Pro 4PM)
     }
 
     def __init__(self, options: dict[str, Any]) -> None:
@@ -76,8 +78,13 @@ class ShellyRpcSimulator(HttpSimulator):
             names = self.config["names"]
             return {**base, "result": {"id": switch, "name": names[switch] if switch < len(names) else None,
                                        "initial_state": "match_input", "auto_on": False}}
-        return {**base, "result": {"id": switch, "source": "HTTP", "output": self.outlets[switch],
-                                   "temperature": {"tC": 41.2, "tF": 106.2}}}
+        status = {"id": switch, "source": "HTTP", "output": self.outlets[switch],
+                  "temperature": {"tC": 41.2, "tF": 106.2}}
+        if self.config["metered"]:  # a PM model: apower W, voltage V, current A, aenergy.total Wh
+            watts, amps, volts, wh = self.reading(switch)
+            status.update(apower=round(watts, 1), voltage=round(volts, 1), current=round(amps, 3), freq=50.0,
+                          aenergy={"total": round(wh, 3), "by_minute": [0.0, 0.0, 0.0], "minute_ts": 0})
+        return {**base, "result": status}
 
     def _flip(self, switch: int) -> None:
         with self.lock:

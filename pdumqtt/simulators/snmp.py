@@ -33,7 +33,8 @@ from pdumqtt.simulators import Simulator, loopback_port
 ENT = "1.3.6.1.4.1."
 
 #: Per device: sysObjectID, sysDescr, and per-outlet records (kind, OID template, values).
-#: ``{n}`` is the outlet number, ``{idx}`` Sentry3's tower.infeed.outlet for it.
+#: ``{n}`` is the outlet number, ``{idx}`` Sentry3's tower.infeed.outlet for it. ``meter``
+#: records and ``totals`` (the PDU's own meter, once per device) exist unless ``metered`` is off.
 #: ``pending_on``/``pending_off`` are what a state column reads while a switch waits
 #: (``switch_delay``, or an Eaton command's delay).
 DEVICES: dict[str, dict[str, Any]] = {
@@ -59,12 +60,38 @@ DEVICES: dict[str, dict[str, Any]] = {
         "sysoid": ENT + "318.1.3.4.6", "descr": "APC Switched Rack PDU rPDU2 (simulated)",
         "records": [("control", ENT + "318.1.1.26.9.2.4.1.5.{n}", "on=1,off=2,reboot=3"),
                     ("state", ENT + "318.1.1.26.9.2.3.1.5.{n}", "on=2,off=1"),
-                    ("name", ENT + "318.1.1.26.9.2.3.1.3.{n}", "")],
+                    ("name", ENT + "318.1.1.26.9.2.3.1.3.{n}", ""),
+                    # rPDU2OutletMeteredStatus: current (tenths of A), power (W), energy (tenths of kWh)
+                    ("meter", ENT + "318.1.1.26.9.4.3.1.6.{n}", "kind=current,unit=0.1"),
+                    ("meter", ENT + "318.1.1.26.9.4.3.1.7.{n}", "kind=power,unit=1"),
+                    ("meter", ENT + "318.1.1.26.9.4.3.1.11.{n}", "kind=energy,unit=0.1")],
+        # rPDU2DeviceStatus power (hundredths of kW) and energy; rPDU2PhaseStatus 1 current, voltage
+        "totals": [(ENT + "318.1.1.26.4.3.1.5.1", "kind=power,unit=10"),
+                   (ENT + "318.1.1.26.4.3.1.9.1", "kind=energy,unit=0.1"),
+                   (ENT + "318.1.1.26.6.3.1.5.1", "kind=current,unit=0.1"),
+                   (ENT + "318.1.1.26.6.3.1.6.1", "kind=voltage,unit=1")],
     },
     "raritan": {
         "sysoid": ENT + "13742.6", "descr": "Raritan PX2 (simulated)",
         "records": [("control", ENT + "13742.6.4.1.2.1.2.1.{n}", "on=1,off=0,reboot=2"),
-                    ("state", ENT + "13742.6.4.1.2.1.3.1.{n}", "on=7,off=8")],
+                    ("state", ENT + "13742.6.4.1.2.1.3.1.{n}", "on=7,off=8"),
+                    # measurementsOutletSensorValue by sensor type, scaled by outletSensorDecimalDigits
+                    ("meter", ENT + "13742.6.5.4.3.1.4.1.{n}.1", "kind=current,unit=0.001"),
+                    ("const", ENT + "13742.6.3.5.4.1.7.1.{n}.1", "value=3"),
+                    ("meter", ENT + "13742.6.5.4.3.1.4.1.{n}.4", "kind=voltage,unit=1"),
+                    ("const", ENT + "13742.6.3.5.4.1.7.1.{n}.4", "value=0"),
+                    ("meter", ENT + "13742.6.5.4.3.1.4.1.{n}.5", "kind=power,unit=1"),
+                    ("const", ENT + "13742.6.3.5.4.1.7.1.{n}.5", "value=0"),
+                    ("meter", ENT + "13742.6.5.4.3.1.4.1.{n}.8", "kind=energy,unit=0.001"),
+                    ("const", ENT + "13742.6.3.5.4.1.7.1.{n}.8", "value=0")],
+        "totals": [(ENT + "13742.6.5.2.3.1.4.1.1.1", "kind=current,unit=0.01"),
+                   (ENT + "13742.6.3.3.4.1.7.1.1.1", "const:2"),
+                   (ENT + "13742.6.5.2.3.1.4.1.1.4", "kind=voltage,unit=0.1"),
+                   (ENT + "13742.6.3.3.4.1.7.1.1.4", "const:1"),
+                   (ENT + "13742.6.5.2.3.1.4.1.1.5", "kind=power,unit=1"),
+                   (ENT + "13742.6.3.3.4.1.7.1.1.5", "const:0"),
+                   (ENT + "13742.6.5.2.3.1.4.1.1.8", "kind=energy,unit=0.001"),
+                   (ENT + "13742.6.3.3.4.1.7.1.1.8", "const:0")],
     },
     "sentry3": {
         "sysoid": ENT + "1718.3", "descr": "ServerTech Sentry3 (simulated)",
@@ -74,14 +101,34 @@ DEVICES: dict[str, dict[str, Any]] = {
     "sentry4": {
         "sysoid": ENT + "1718.4", "descr": "ServerTech Sentry4 (simulated)",
         "records": [("control", ENT + "1718.4.1.8.5.1.2.1.1.{n}", "on=1,off=2,reboot=3"),
-                    ("state", ENT + "1718.4.1.8.3.1.1.1.1.{n}", "on=1,off=2")],
+                    ("state", ENT + "1718.4.1.8.3.1.1.1.1.{n}", "on=1,off=2"),
+                    # st4OutletMonitor: current (hundredths of A), voltage (tenths of V), power, energy (Wh)
+                    ("meter", ENT + "1718.4.1.8.3.1.3.1.1.{n}", "kind=current,unit=0.01"),
+                    ("meter", ENT + "1718.4.1.8.3.1.6.1.1.{n}", "kind=voltage,unit=0.1"),
+                    ("meter", ENT + "1718.4.1.8.3.1.7.1.1.{n}", "kind=power,unit=1"),
+                    ("meter", ENT + "1718.4.1.8.3.1.14.1.1.{n}", "kind=energy,unit=0.001")],
+        # st4InputCordMonitor power and energy (tenths of kWh), st4PhaseMonitor 1 voltage, current
+        "totals": [(ENT + "1718.4.1.3.3.1.3.1.1", "kind=power,unit=1"),
+                   (ENT + "1718.4.1.3.3.1.10.1.1", "kind=energy,unit=0.1"),
+                   (ENT + "1718.4.1.5.3.1.3.1.1.1", "kind=voltage,unit=0.1"),
+                   (ENT + "1718.4.1.5.3.1.6.1.1.1", "kind=current,unit=0.01")],
     },
     "eaton": {
         "sysoid": ENT + "534.6.6.7", "descr": "Eaton ePDU (simulated)",
         "records": [("action", ENT + "534.6.6.7.6.6.1.3.0.{n}", "action=off"),
                     ("action", ENT + "534.6.6.7.6.6.1.4.0.{n}", "action=on"),
                     ("action", ENT + "534.6.6.7.6.6.1.5.0.{n}", "action=reboot"),
-                    ("state", ENT + "534.6.6.7.6.6.1.2.0.{n}", "on=1,off=0,pending_on=3,pending_off=2")],
+                    ("state", ENT + "534.6.6.7.6.6.1.2.0.{n}", "on=1,off=0,pending_on=3,pending_off=2"),
+                    # outletVoltage (mV), outletCurrent (mA), outletWatts, outletWh
+                    ("meter", ENT + "534.6.6.7.6.3.1.2.0.{n}", "kind=voltage,unit=0.001"),
+                    ("meter", ENT + "534.6.6.7.6.4.1.3.0.{n}", "kind=current,unit=0.001"),
+                    ("meter", ENT + "534.6.6.7.6.5.1.3.0.{n}", "kind=power,unit=1"),
+                    ("meter", ENT + "534.6.6.7.6.5.1.4.0.{n}", "kind=energy,unit=0.001")],
+        # input 1, phase 1: inputVoltage (mV), inputCurrent (mA), inputWatts, inputWh
+        "totals": [(ENT + "534.6.6.7.3.2.1.3.0.1.1", "kind=voltage,unit=0.001"),
+                   (ENT + "534.6.6.7.3.3.1.4.0.1.1", "kind=current,unit=0.001"),
+                   (ENT + "534.6.6.7.3.4.1.4.0.1.1", "kind=power,unit=1"),
+                   (ENT + "534.6.6.7.3.4.1.5.0.1.1", "kind=energy,unit=0.001")],
     },
     "cyberpower": {
         "sysoid": ENT + "3808.1.1.3", "descr": "CyberPower PDU (simulated)",
@@ -142,6 +189,12 @@ class SnmpSimulator(Simulator):
         vol.Optional("outlets_per_infeed", default=8): vol.All(int, vol.Range(min=1)),
         vol.Optional("delay", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
         vol.Optional("silent", default=False): bool,
+        # the meter, where the device has one: watts an outlet draws when on, and the line voltage;
+        # metered off is the switched-only model, whose meter objects do not exist
+        vol.Optional("metered", default=True): bool,
+        vol.Optional("load", default=25.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        vol.Optional("loads", default={}): {vol.Coerce(str): vol.All(vol.Coerce(float), vol.Range(min=0))},
+        vol.Optional("voltage", default=230.0): vol.All(vol.Coerce(float), vol.Range(min=1)),
         vol.Optional("workdir"): str,
     }
 
@@ -152,7 +205,9 @@ class SnmpSimulator(Simulator):
         self._own_workdir = "workdir" not in self.config
         self.workdir = Path(self.config.get("workdir") or tempfile.mkdtemp(prefix="pdumqtt-snmpsim-"))
         self._control = {"delay": self.config["delay"], "silent": self.config["silent"],
-                         "reboot_time": self.config["reboot_time"], "switch_delay": self.config["switch_delay"]}
+                         "reboot_time": self.config["reboot_time"], "switch_delay": self.config["switch_delay"],
+                         "load": self.config["load"], "loads": dict(self.config["loads"]),
+                         "voltage": self.config["voltage"]}
         self._log: Any = None
         # `pdumqtt sim` only calls stop(): never leave an agent or a temporary folder behind
         atexit.register(self.remove if self._own_workdir else self.stop)
@@ -174,10 +229,17 @@ class SnmpSimulator(Simulator):
             idx = f"1.{(n - 1) // per + 1}.{(n - 1) % per + 1}"
             for kind, template, values in dev["records"]:
                 oid = template.format(n=n, idx=idx)
+                if kind in ("meter", "const") and not self.config["metered"]:
+                    continue
                 if kind == "name":
                     lines.append(f"{oid}|4:pdusim|value=Outlet {n}{ro}")
                 else:
                     lines.append(f"{oid}|2:pdusim|role={kind},outlet={n},{values}{ro}")
+        for oid, values in dev.get("totals", []) if self.config["metered"] else []:
+            if values.startswith("const:"):
+                lines.append(f"{oid}|2:pdusim|role=const,value={values[6:]}{ro}")
+            else:
+                lines.append(f"{oid}|2:pdusim|role=meter,outlet=0,{values}{ro}")
         lines.sort(key=_oid_key)
         return "\n".join(lines) + "\n"
 
@@ -290,6 +352,11 @@ class SnmpSimulator(Simulator):
             self._control["silent"] = silent
         if switch_delay is not None:
             self._control["switch_delay"] = switch_delay
+        self._write_control()
+
+    def set_load(self, n: int, watts: float) -> None:
+        """Make outlet ``n`` draw ``watts`` while it is on."""
+        self._control["loads"] = {**self._control["loads"], str(n): watts}
         self._write_control()
 
     def _outlet_record(self, n: int) -> dict[str, Any]:

@@ -20,6 +20,11 @@ Record values are ``key=value`` lists, for example ``role=control,outlet=3,on=1,
 - ``action``: a write of 0 or more does ``action`` (on, off, reboot) to ``outlet`` after
   that many seconds (plus ``switch_delay``), -1 cancels a pending one; reads -1.
 
+- ``meter``: what ``outlet`` draws (outlet 0: all outlets together), as ``kind`` (power,
+  current, voltage, energy) in units of ``unit`` (0.1 for tenths of amps, 10 for hundredths
+  of kW, 0.001 for Wh as kWh...). An outlet that is on draws ``loads[n]`` or ``load`` watts
+  (``control.json``) at ``voltage``; energy counts up while it draws.
+
 ``ro=1`` on a record refuses writes (a read-only community).
 """
 
@@ -101,6 +106,33 @@ def _switch(mc, n, action, wait=0.0):
     _save_state(mc)
 
 
+def _power(mc, n):
+    ctl = _control(mc)
+    if not _outlet(mc, n)["on"]:
+        return 0.0
+    return float(ctl.get("loads", {}).get(str(n), ctl.get("load", 25.0)))
+
+
+def _energy_wh(mc, n):
+    """Outlet n's energy so far, counting what it drew since the last look."""
+    now = time.time()
+    energy, seen = mc.setdefault("energy", {}), mc.setdefault("energy_seen", {})
+    energy[n] = energy.get(n, 0.0) + _power(mc, n) * (now - seen.get(n, now)) / 3600
+    seen[n] = now
+    return energy[n]
+
+
+def _meter(mc, n, kind):
+    outlets = [int(k) for k in mc["outlets"]] if n == 0 else [n]
+    volts = float(_control(mc).get("voltage", 230.0))
+    if kind == "voltage":
+        return volts
+    if kind == "energy":
+        return sum(_energy_wh(mc, m) for m in outlets) / 1000
+    power = sum(_power(mc, m) for m in outlets)
+    return power if kind == "power" else power / volts
+
+
 def _settings(value):
     rc = _G["recordContext"]
     if "settings" not in rc:
@@ -152,6 +184,8 @@ def variate(oid, tag, value, **context):
         return oid, tag, make(int(s["on"] if out["on"] else s["off"]))
     if role == "action":
         return oid, tag, make(-1)
+    if role == "meter":
+        return oid, tag, make(round(_meter(mc, int(s["outlet"]), s["kind"]) / float(s["unit"])))
     raw = s.get("value", "")
     return oid, tag, make(int(raw) if tag in ("2", "65", "66", "67", "70") else raw)
 

@@ -30,7 +30,7 @@ CONFIG = {
     "defaults": {"cycle_delay": 0.3, "retries": 0},
     "homeassistant": {"discovery": True},
     "pdus": {
-        RACK: {"driver": "sim", "ports": 2, "poll_interval": 0.5},
+        RACK: {"driver": "sim", "ports": 2, "poll_interval": 0.5, "meter_interval": 0.5, "load": 40},
         BENCH: {"driver": "sim", "ports": {"dut1": 1, "fan": 2}, "poll_interval": 0.5},
     },
     "aliases": {"board": {"pdu": BENCH, "port": "dut1"}},
@@ -42,6 +42,10 @@ ENTITIES = {
     "switch.it_bench_board": "outlet", "switch.it_bench_fan": "outlet",
     "button.it_bench_board_restart": "restart", "button.it_bench_fan_restart": "restart",
 }
+# the rack meters: a sensor per reading of each outlet and of the whole PDU ("Total ...")
+SENSORS = {f"sensor.it_rack_{target}_{kind}": (kind, unit, "total_increasing" if kind == "energy" else "measurement")
+           for target in ("outlet_1", "outlet_2", "total")
+           for kind, unit in (("power", "W"), ("current", "A"), ("voltage", "V"), ("energy", "kWh"))}
 HA_CONFIG = """homeassistant:
   name: pdumqtt-it
   latitude: 0
@@ -175,7 +179,36 @@ def test_entities_appear_with_their_ids_and_device_classes(hass: HomeAssistant, 
     assert hass.template("{{ device_attr(device_id('switch.it_rack_outlet_1'), 'name') }}") == RACK
     assert hass.template("{{ device_attr(device_id('switch.it_bench_fan'), 'model') }}") == "simulated PDU"
     rack = hass.template("{{ device_entities(device_id('switch.it_rack_outlet_1')) | sort | join(' ') }}")
-    assert rack.split() == sorted(e for e in ENTITIES if "it_rack" in e)
+    assert rack.split() == sorted([*(e for e in ENTITIES if "it_rack" in e), *SENSORS])
+
+
+def test_readings_are_sensors_with_their_classes_and_units(hass: HomeAssistant, pdumqtt_for_ha: Any) -> None:
+    for entity, (device_class, unit, state_class) in SENSORS.items():
+        state = hass.wait_state(entity, "available")
+        attributes = state["attributes"]
+        assert (attributes["device_class"], attributes["unit_of_measurement"], attributes["state_class"]) == \
+            (device_class, unit, state_class), state
+    def reads(entity: str, wanted: float) -> None:
+        deadline = time.monotonic() + 20
+        while True:
+            state = hass.state(entity)
+            try:
+                if state and float(state["state"]) == wanted:
+                    return
+            except ValueError:  # unknown, unavailable
+                pass
+            assert time.monotonic() < deadline, state
+            time.sleep(0.1)  # polling HA's API with a deadline: it announces nothing we could wait on
+
+    hass.service("switch", "turn_on", "switch.it_rack_outlet_2")
+    try:
+        reads("sensor.it_rack_outlet_2_power", 40)  # from the switch's answer, at once
+        reads("sensor.it_rack_outlet_2_voltage", 230)
+        reads("sensor.it_rack_total_power", 40 * (1 + device(RACK).outlets.get(1, False)))  # the next round
+    finally:
+        hass.service("switch", "turn_off", "switch.it_rack_outlet_2")
+        hass.wait_state("switch.it_rack_outlet_2", "off")
+    reads("sensor.it_rack_outlet_2_power", 0)
 
 
 def test_switch_and_button_move_the_outlet(hass: HomeAssistant, pdumqtt_for_ha: Any, own_broker: Broker) -> None:
@@ -215,7 +248,8 @@ def test_availability_follows_each_pdu_and_the_daemon(hass: HomeAssistant, pdumq
     hass.wait_state("switch.it_bench_fan", "off")
 
     pdumqtt_for_ha["stop"]()  # pdumqtt goes: bridge/state offline, every entity unavailable
-    for entity in ("switch.it_rack_outlet_2", "switch.it_bench_fan", "button.it_rack_outlet_1_restart"):
+    for entity in ("switch.it_rack_outlet_2", "switch.it_bench_fan", "button.it_rack_outlet_1_restart",
+                   "sensor.it_rack_outlet_1_power"):
         hass.wait_state(entity, "unavailable")
     pdumqtt_for_ha["start"]()
     hass.wait_state("switch.it_rack_outlet_2", "off")
@@ -242,8 +276,8 @@ def test_the_shipped_example_config_and_stale_entities_leaving(hass: HomeAssista
         for name in ("dut1", "dut2", "fan", "light"):
             hass.wait_state(f"switch.bench_relays_{name}", "available")
         deadline = time.monotonic() + 20
-        while any(hass.state(entity) for entity in ENTITIES):  # their configs were cleared: gone
-            assert time.monotonic() < deadline, [e for e in ENTITIES if hass.state(e)]
+        while any(hass.state(entity) for entity in [*ENTITIES, *SENSORS]):  # their configs were cleared: gone
+            assert time.monotonic() < deadline, [e for e in [*ENTITIES, *SENSORS] if hass.state(e)]
             time.sleep(0.1)
         hass.service("switch", "turn_on", "switch.lab_pdu1_rpi4_01")
         hass.wait_state("switch.lab_pdu1_rpi4_01", "on")
