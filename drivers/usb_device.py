@@ -125,6 +125,11 @@ class HidDriver(Driver):
     def _find(self, hid: Any) -> dict[str, Any]:
         return choose(self._enumerate(hid), self._serial(), lambda info: self.serial_of(hid, info), self._what())
 
+    def ping(self) -> None:
+        """The device is on the bus (found by its serial), switching nothing: so a PDU that cannot
+        read its outlets still goes offline when unplugged and online when plugged in again."""
+        self._find(import_hidapi())
+
     def open_path(self, hid: Any, path: bytes, serial: str = "") -> Any:
         """An open ``hid.device`` for ``path``; DriverError with the udev hint on a permission problem."""
         device = hid.device()

@@ -31,13 +31,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Plat
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from pdumqtt.commands import BadCommand, Command, request
-from pdumqtt.config import Config
+from pdumqtt.config import Config, ListenerClient
 from pdumqtt.drivers import split_host
+from pdumqtt.pdudaemon import client_for
 from pdumqtt.runner import answer_within
 
 log = logging.getLogger(__name__)
 
 MAX_EVENT_CLIENTS = 32  # each live page holds one connection and one thread
+MAX_CONNECTIONS = 64  # of every kind together, event streams included
 HEARTBEAT = 15.0  # seconds between SSE comments, so proxies and browsers keep the stream open
 PAGE_ACTIONS = ("on", "off", "cycle")
 
@@ -208,9 +210,10 @@ class MonitorServer:
     """``http.listen``: ``/metrics``, and with ``status_page`` the page, its events and its buttons."""
 
     def __init__(self, config: Config, metrics: Metrics, feed: StatusFeed | None,
-                 submit: Callable[[Command], None], authorized: Callable[[dict[str, str]], bool] | None = None) -> None:
+                 submit: Callable[[Command], None]) -> None:
         self.config, self.metrics, self.feed, self.submit = config, metrics, feed, submit
-        self.authorized = authorized
+        # the PDUDaemon listener's clients (pdudaemon.auth_file): the page takes the same logins
+        self.clients: dict[str, ListenerClient] | None = (config.pdudaemon or {}).get("clients")
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -222,8 +225,8 @@ class MonitorServer:
         """Listen on ``http.listen``; MonitorError when the port cannot be had."""
         listen = self.config.http["listen"]
         host, port = split_host(listen, 9421)
-        server_class = type("Server", (ThreadingHTTPServer,), {
-            "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET, "daemon_threads": True})
+        server_class = type("Server", (_BoundedServer,), {
+            "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
         try:
             self.server = server_class((host, port), _handler(self))
         except OSError as e:
@@ -253,6 +256,30 @@ class MonitorServer:
         return 200, json.loads(payload)
 
 
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_CONNECTIONS at once: the rest are closed at once, so
+    a flood of connections can never take the descriptors the MQTT side needs."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.info("http: %d connections open, refusing one from %s", MAX_CONNECTIONS, client_address[0])
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 def _handler(monitor: MonitorServer) -> type[BaseHTTPRequestHandler]:
     page = files("pdumqtt").joinpath("status.html").read_bytes()
 
@@ -276,10 +303,15 @@ def _handler(monitor: MonitorServer) -> type[BaseHTTPRequestHandler]:
         def _json(self, status: int, data: Any) -> None:
             self._send(status, json.dumps(data).encode(), "application/json")
 
-        def _allowed(self) -> bool:
-            if monitor.authorized is None or monitor.authorized(dict(self.headers.items())):
+        def _allowed(self) -> ListenerClient | bool:
+            """True without authentication, else the logged-in client; False (after a 401) without one."""
+            if monitor.clients is None:
                 return True
-            self._send(401, b"login required\n", "text/plain", {"WWW-Authenticate": 'Basic realm="pdumqtt"'})
+            client = client_for(monitor.clients, authorization=self.headers.get("Authorization"))
+            if client is not None:
+                return client
+            self._send(401, b"login required: a client of pdudaemon.auth_file\n", "text/plain",
+                       {"WWW-Authenticate": 'Basic realm="pdumqtt"'})
             return False
 
         def do_GET(self) -> None:
@@ -326,7 +358,8 @@ def _handler(monitor: MonitorServer) -> type[BaseHTTPRequestHandler]:
             if monitor.feed is None:
                 self._send(404, b"not found: the status page is off (http.status_page)\n", "text/plain")
                 return
-            if not self._allowed():
+            client = self._allowed()
+            if not client:
                 return
             # a header a cross-site form cannot send: a page elsewhere cannot switch outlets
             # through a logged-in browser
@@ -336,6 +369,9 @@ def _handler(monitor: MonitorServer) -> type[BaseHTTPRequestHandler]:
             parts = [unquote(p) for p in self.path.split("?", 1)[0].strip("/").split("/")]
             if len(parts) != 5 or parts[:2] != ["api", "outlet"] or parts[4] not in PAGE_ACTIONS:
                 self._json(404, {"status": "error", "error": "expected POST /api/outlet/<pdu>/<port>/on|off|cycle"})
+                return
+            if isinstance(client, ListenerClient) and not client.may_switch(parts[2]):
+                self._json(403, {"status": "error", "error": f"client {client.name!r} may not switch that PDU"})
                 return
             status, body = monitor.command(parts[2], parts[3], parts[4])
             self._json(status, body)

@@ -392,30 +392,7 @@ class PduDaemonListener:
 
     def _client(self, *, token: str | None = None, authorization: str | None = None) -> ListenerClient | None:
         """The client whose credentials came with the request, or None."""
-        if not self.clients:
-            return None
-        name = secret = None
-        if authorization:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() == "bearer":
-                secret = value.strip()
-            elif scheme.lower() == "basic":
-                try:
-                    name, _, secret = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-                except (binascii.Error, UnicodeDecodeError):
-                    return None
-        elif token is not None:
-            secret = token
-        if not secret:
-            return None
-        found = None
-        for client in self.clients.values():  # compare with every one, in constant time each
-            if name is not None and client.name != name:
-                continue
-            for known in (client.token, client.password if name is not None else None):
-                if known and hmac.compare_digest(known.encode(), secret.encode()):
-                    found = client
-        return found
+        return client_for(self.clients, token=token, authorization=authorization)
 
     def _authorise(self, client: ListenerClient | None, pdu: str, alias: str | None) -> Outcome | None:
         """None when the request may go on; else why not (401 no or wrong credentials, 403 not its PDU)."""
@@ -478,6 +455,39 @@ class PduDaemonListener:
         if error.startswith(("not run:", "expired:")):
             return Outcome(503, error)
         return Outcome(502, error)
+
+
+def client_for(clients: dict[str, ListenerClient] | None, *, token: str | None = None,
+               authorization: str | None = None) -> ListenerClient | None:
+    """The client of ``pdudaemon.auth_file`` whose credentials came with a request, or None.
+
+    ``authorization`` is an HTTP Authorization header (Bearer token, or basic with the client's
+    name and password); ``token`` a bare token (a TCP line's ``token=``). Shared with the status page.
+    """
+    if not clients:
+        return None
+    name = secret = None
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            secret = value.strip()
+        elif scheme.lower() == "basic":
+            try:
+                name, _, secret = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+    elif token is not None:
+        secret = token
+    if not secret:
+        return None
+    found = None
+    for client in clients.values():  # compare with every one, in constant time each
+        if name is not None and client.name != name:
+            continue
+        for known in (client.token, client.password if name is not None else None):
+            if known and hmac.compare_digest(known.encode(), secret.encode()):
+                found = client
+    return found
 
 
 def _http_response(outcome: Outcome, extra_headers: str = "") -> bytes:

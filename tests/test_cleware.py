@@ -98,6 +98,21 @@ def test_daemon_switches_and_reports_the_unplug(daemon, probe, unique, bus) -> N
     probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online", start=start)
 
 
+def test_daemon_sees_the_unplug_and_the_replug_without_a_command(daemon, probe, unique, bus) -> None:
+    sw = bus.add(MockCleware(4711, 0x0008))
+    daemon({"pdus": {unique: {"driver": "cleware_switch", "model": "switch4", "serial": 4711, "ports": 4,
+                              "retries": 0, "poll_interval": 0.1}}})
+    probe.subscribe(f"pdu/{unique}/availability")
+    probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online")
+    start = len(probe.messages)
+    bus.unplug(sw)
+    probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"offline", start=start)
+    start = len(probe.messages)
+    bus.plug(sw)
+    probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online", start=start)
+    assert sw.reports == [], "pinging never switches"
+
+
 def pdudaemon_conf(port: int) -> dict[str, Any]:
     # PDUDaemon matches Cleware names in any case; its shipped example writes them so
     return {"daemon": {"hostname": "127.0.0.1", "port": port},

@@ -27,7 +27,9 @@ def _post(address: tuple[str, int], path: str, headers: dict[str, str] | None = 
     try:
         conn.request("POST", path, headers={"X-Pdumqtt": "1"} if headers is None else headers)
         response = conn.getresponse()
-        return response.status, json.loads(response.read())
+        body = response.read()
+        is_json = response.getheader("Content-Type") == "application/json"
+        return response.status, json.loads(body) if is_json else {"text": body.decode()}
     finally:
         conn.close()
 
@@ -184,3 +186,48 @@ def test_status_page_in_a_real_browser(monitored, probe, unique):
                        "the page to show the PDU online")
         finally:
             browser.close()
+
+
+def test_status_page_takes_the_listeners_logins_and_allow_lists(daemon, tmp_path, unique):
+    import base64
+
+    auth = tmp_path / "clients.yaml"
+    auth.write_text(f"ci: {{password: s3cret-pass, pdus: [{unique}-a]}}\n")
+    d = daemon({"http": {"listen": f"127.0.0.1:{free_port()}", "status_page": True},
+                "pdudaemon": {"listen": f"127.0.0.1:{free_port()}", "auth_file": str(auth)},
+                "pdus": {f"{unique}-a": {"driver": "sim", "ports": 1}, f"{unique}-b": {"driver": "sim", "ports": 1}}})
+    address = d.monitor.address
+    login = "Basic " + base64.b64encode(b"ci:s3cret-pass").decode()
+    assert _get(address, "/")[0] == 401
+    assert _post(address, f"/api/outlet/{unique}-a/1/on")[0] == 401
+    wrong = "Basic " + base64.b64encode(b"ci:wrong-pass").decode()
+    assert _post(address, f"/api/outlet/{unique}-a/1/on", {"X-Pdumqtt": "1", "Authorization": wrong})[0] == 401
+    conn = http.client.HTTPConnection(*address, timeout=5)
+    conn.request("GET", "/", headers={"Authorization": login})
+    assert conn.getresponse().status == 200
+    conn.close()
+    status, refused = _post(address, f"/api/outlet/{unique}-b/1/on", {"X-Pdumqtt": "1", "Authorization": login})
+    assert status == 403 and "may not switch" in refused["error"]
+    assert 1 not in sim.device(f"{unique}-b").outlets
+    status, ack = _post(address, f"/api/outlet/{unique}-a/1/on", {"X-Pdumqtt": "1", "Authorization": login})
+    assert status == 200 and ack["status"] == "ok" and sim.device(f"{unique}-a").outlets[1] is True
+    assert _get(address, "/metrics")[0] == 200, "metrics stay open to the scraper"
+
+
+def test_a_flood_of_connections_is_capped_and_the_page_still_answers(monitored):
+    import socket
+
+    from pdumqtt.monitor import MAX_CONNECTIONS
+    _, address = monitored(status_page=True, lab={"driver": "sim", "ports": 1})
+    held = [socket.create_connection(address, timeout=5) for _ in range(MAX_CONNECTIONS + 20)]
+    try:
+        # the extra ones were closed by the server: reading them ends at once
+        closed = 0
+        for s in held[MAX_CONNECTIONS:]:
+            s.settimeout(5)
+            closed += s.recv(1) == b""
+        assert closed == 20
+    finally:
+        for s in held:
+            s.close()
+    wait_until(lambda: _get(address, "/metrics")[0] == 200, 10, "the server to answer again")
