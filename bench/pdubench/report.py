@@ -48,6 +48,10 @@ def _cell(entry: dict[str, Any] | None, key: str, value: Any) -> str:
     return f"{_fmt(value)} [{_fmt(spread[0])}..{_fmt(spread[2])}]"
 
 
+def _rounds(n: int) -> str:
+    return "1 round" if n == 1 else f"{n} rounds"
+
+
 def _ratio(a: Any, b: Any) -> str:
     if not isinstance(a, int | float) or not isinstance(b, int | float) or not b or math.isnan(a) or math.isnan(b):
         return "-"
@@ -85,7 +89,7 @@ def rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 checks.append(f"{entry['lost']}/{entry['errors']}/{overlaps}")
             first_entry = next(iter(by_system.values()))
             table.append(["", f"lost/errors/overlaps of {first_entry['commands']:,} "
-                              f"({first_entry.get('round_count', 1)} rounds)", *checks, "", ""])
+                              f"({_rounds(first_entry.get('round_count', 1))})", *checks, "", ""])
     return table
 
 

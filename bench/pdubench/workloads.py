@@ -162,7 +162,7 @@ class System:
 
     def _quiet_for(self, broker: procs.Mosquitto) -> float | None:
         # a stock mosquitto drops what overflows its queue: do not wait the timeout for it
-        return 5.0 if broker.stock else None
+        return 2.0 if broker.stock else None
 
     def _sequential(self, commands: list[Command], timeout: float) -> Outcome:
         raise NotImplementedError
