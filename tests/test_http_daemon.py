@@ -5,7 +5,8 @@ pdudaemon.conf would give it. Each row is run through the same checks: over MQTT
 state read from the device, an error ack and ``offline`` on a device fault, ``online``
 again by itself), converted by ``pdumqtt migrate``, and in one pdudaemon.conf run unchanged
 by ``pdumqtt daemon`` and driven with PDUDaemon's own TCP request lines. Adding a driver
-adds a row.
+adds a row. labgrid's HTTP vendors have no PDUDaemon names: their rows, in
+:data:`LABGRID_CASES`, run the MQTT checks by their pdumqtt names.
 """
 
 from __future__ import annotations
@@ -28,17 +29,26 @@ from support import accepts, free_port, wait_until
 from pdumqtt import registry
 from pdumqtt.simulators._http import HttpSimulator
 from pdumqtt.simulators.anel import AnelSimulator
+from pdumqtt.simulators.aten import AtenSimulator
 from pdumqtt.simulators.aviosys import AviosysSimulator
+from pdumqtt.simulators.dli import DliHttpSimulator, DliRestSimulator
+from pdumqtt.simulators.energenie_lan import EnergenieSimulator
 from pdumqtt.simulators.esphome import EsphomeSimulator
+from pdumqtt.simulators.gude_http import GudeSimulator
 from pdumqtt.simulators.homeassistant import HomeAssistantSimulator
 from pdumqtt.simulators.intellinet import IntellinetSimulator
 from pdumqtt.simulators.lindy_ipower import LindyIpowerSimulator
+from pdumqtt.simulators.mfi_mpower import MfiMpowerSimulator
+from pdumqtt.simulators.netio_cgi import NetioCgiSimulator
 from pdumqtt.simulators.netio_json import NetioJsonSimulator
 from pdumqtt.simulators.openwrt_poe import OpenwrtPoeSimulator
+from pdumqtt.simulators.rest import RestSimulator, SimpleRestSimulator
 from pdumqtt.simulators.sainsmart import SainsmartSimulator
 from pdumqtt.simulators.servertech_pro2 import ServertechPro2Simulator
+from pdumqtt.simulators.shelly_gen1 import ShellyGen1Simulator
 from pdumqtt.simulators.shelly_rpc import ShellyRpcSimulator
 from pdumqtt.simulators.tasmota import TasmotaSimulator
+from pdumqtt.simulators.tinycontrol import TinycontrolSimulator, TinycontrolTcpduSimulator
 
 SECRET = "Sup3r-s3cret"
 
@@ -99,6 +109,36 @@ CASES = [
     Case("shelly_gen2", ShellyRpcSimulator, {"switches": 2}, lambda s: {}, 0, 0, 2, by_name=True),
 ]
 
+# labgrid's HTTP vendors: no PDUDaemon names, so these run by their pdumqtt names, over MQTT only
+LABGRID_CASES = [
+    Case("shelly_gen1", ShellyGen1Simulator, {"relays": 2, "password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET}, 2, 1, 2),
+    Case("rest", RestSimulator, {"password": SECRET},
+         lambda s: {"url": f"http://admin:{SECRET}@{s.address}/outlet/{{index}}"}, 3, 3),
+    Case("simple_rest", SimpleRestSimulator, {"password": SECRET},
+         lambda s: {"url": f"http://{s.address}/relay/{{index}}/{{value}}", "password": SECRET}, 2, 2),
+    Case("tinycontrol", TinycontrolSimulator, {"password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET}, 6, 5, 6),
+    Case("tinycontrol_tcpdu", TinycontrolTcpduSimulator, {"password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET}, 7, 7, 7),
+    Case("dli_http", DliHttpSimulator, {"password": SECRET, "cycle_delay": 0.1},
+         lambda s: {"host": s.address, "password": SECRET}, 4, 4),
+    Case("dli_rest", DliRestSimulator, {"password": SECRET, "cycle_delay": 0.1},
+         lambda s: {"host": s.address, "password": SECRET}, 2, 1, 2),
+    Case("gude_epc", GudeSimulator, {"model": "8031", "password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET, "read": "status.json"}, 5, 5, 8),
+    Case("aten_pe", AtenSimulator, {"password": SECRET, "reboot_delay": 0.1},
+         lambda s: {"host": s.address, "password": SECRET}, 16, 16, 16),
+    Case("netio_cgi", NetioCgiSimulator, {"password": SECRET, "interrupt_delay": 0.1},
+         lambda s: {"host": s.address, "password": SECRET}, 4, 4),
+    Case("digipower", LindyIpowerSimulator, {"username": "snmp", "password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET}, 8, 8, 8),
+    Case("energenie_lan", EnergenieSimulator, {"password": SECRET},
+         lambda s: {"host": s.address, "password": SECRET}, 3, 3),
+    Case("mfi_mpower", MfiMpowerSimulator, {"password": SECRET, "sensors": 3},
+         lambda s: {"host": s.address, "password": SECRET}, 3, 3, 3),
+]
+
 
 def pdu(case: Case, sim: HttpSimulator, **extra: Any) -> dict[str, Any]:
     address = {"hostname": sim.address} if case.by_name else {}
@@ -112,7 +152,7 @@ def ok(ack: dict[str, Any], state: str) -> bool:
     return ack["status"] == "ok" and ack["state"] == state and ack["error"] is None
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case", CASES + LABGRID_CASES, ids=str)
 def test_over_mqtt_by_pdudaemon_name(case: Case, daemon: Any, probe: Any, unique: str,
                                      caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)

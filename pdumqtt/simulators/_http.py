@@ -229,9 +229,11 @@ class HttpSimulator(Simulator):
     }
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # `pdumqtt sim` validates with `options` alone: it must hold the common keys too.
+        # `pdumqtt sim` validates with `options` alone: it must hold the common keys too. A key the
+        # device declares itself replaces the common one, default included (factory logins).
         super().__init_subclass__(**kwargs)
-        cls.options = {**HttpSimulator.common_options, **cls.options}
+        cls.options = {**{k: v for k, v in HttpSimulator.common_options.items() if k not in cls.options},
+                       **cls.options}
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(vol.Schema(self.options)(options))
