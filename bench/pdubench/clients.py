@@ -1,4 +1,4 @@
-"""The load generators: a paho v5 client (the floor and pdumqtt) and an HTTP client (PDUDaemon).
+"""The load generators: a paho v5 client (the floors and pdumqtt) and an HTTP client (PDUDaemon).
 
 The MQTT client runs paho's loop in the calling thread rather than in a network
 thread, so no thread hand-off on the bench's side is added to what is measured. The
@@ -58,12 +58,14 @@ class MqttClient:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._acks.append(a)
         self.client.on_connect = lambda *a: self._acks.append(a)
+        # paho leaves Nagle on; a client that waits for each answer must not wait for an ACK too,
+        # so that the latency measured is the daemon's and the broker's, not the requester's
+        self.client.on_socket_open = _no_delay
         self._acks: list[object] = []
         self.answers: dict[bytes, tuple[float, bytes]] = {}
+        self.last_answer = 0.0  # monotonic time of the latest answer
         self.on_other: Callable[[mqtt.MQTTMessage, float], None] | None = None
         self.client.connect("127.0.0.1", port, keepalive=600)
-        # paho leaves Nagle on; a client that waits for each answer must not wait for an ACK too
-        self.client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not self.pump(lambda: bool(self._acks), 10):
             raise RuntimeError(f"bench client could not connect to 127.0.0.1:{port}")
 
@@ -72,6 +74,7 @@ class MqttClient:
         correlation = getattr(message.properties, "CorrelationData", None)
         if correlation is not None:
             self.answers[correlation] = (now, message.payload)
+            self.last_answer = now
         elif self.on_other is not None:
             self.on_other(message, now)
 
@@ -119,20 +122,34 @@ class MqttClient:
         return outcome
 
     def burst(self, requests: list[tuple[str, bytes]], response_topic: str | None, tag: str,
-              is_ok: Callable[[bytes], bool], timeout: float) -> Outcome:
-        """Every request at once, then wait for all the answers (or the timeout)."""
+              is_ok: Callable[[bytes], bool], timeout: float, quiet: float | None = None) -> Outcome:
+        """Every request at once, then wait for all the answers, or the timeout, or (with
+        ``quiet``) until no answer has come for that many seconds: a broker that drops
+        messages (a stock mosquitto's queue limit) would otherwise hold every round to the
+        timeout."""
         outcome = Outcome()
         keys = [f"{tag}-{i}".encode() for i in range(len(requests))]
         for key, (topic, payload) in zip(keys, requests, strict=True):
             outcome.sent.append(time.monotonic())
             self._publish(topic, payload, key, response_topic)
-        self.pump(lambda: all(k in self.answers for k in keys), timeout)
+        started = time.monotonic()
+
+        def finished() -> bool:
+            if quiet is not None and time.monotonic() - max(started, self.last_answer) > quiet:
+                return True
+            return all(k in self.answers for k in keys)
+
+        self.pump(finished, timeout)
         self._collect(outcome, keys, is_ok)
         return outcome
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop(0.1)
+
+
+def _no_delay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _request(path: str) -> bytes:

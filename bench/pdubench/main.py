@@ -21,11 +21,14 @@ from pdubench.workloads import LIVE, WORKLOADS, Settings
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and commands: under two minutes")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and commands: about three minutes")
     parser.add_argument("--json", metavar="PATH", help="write every figure, per round too, as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the table as Markdown (for the README)")
     parser.add_argument("--only", default="abcde", help="the workloads to run, e.g. 'ab' (default: abcde)")
     parser.add_argument("--rounds", type=int, help="measured rounds per figure (default 2 quick, 5 full)")
+    parser.add_argument("--max-rounds", type=int,
+                        help="rounds a figure of (a) or (b) grows to while its rounds spread more than 20%% "
+                             "(default 4 quick, 10 full)")
     parser.add_argument("--pdudaemon-loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="PDUDaemon's logging_level (its default is INFO)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs, journals)")
@@ -48,6 +51,7 @@ def main(argv: list[str]) -> int:
     settings = Settings(quick=args.quick, workdir=workdir, pdumqtt_exe=pdumqtt_exe,
                         pdudaemon_exe=str(pdudaemon_exe), loglevel=args.pdudaemon_loglevel, broker=broker,
                         rounds=args.rounds or (2 if args.quick else 5), only=args.only)
+    settings.max_rounds = max(settings.rounds, args.max_rounds or (4 if args.quick else 10))
     settings.log(f"work directory {workdir}; mosquitto on 127.0.0.1:{broker.port}")
     try:
         for name in args.only:
@@ -62,7 +66,8 @@ def main(argv: list[str]) -> int:
     other = [r["other_cores"] for e in settings.results for r in e.get("rounds", [])]
     venv_python = pdudaemon_exe.parent / "python"
     meta = {
-        "command": command, "rounds": settings.rounds, "duration_s": time.monotonic() - started,
+        "command": command, "rounds": settings.rounds, "max_rounds": settings.max_rounds,
+        "duration_s": time.monotonic() - started,
         "pdudaemon_loglevel": args.pdudaemon_loglevel, "machine": machine,
         "other_cores_median": statistics.median(other) if other else 0.0,
         "other_cores_max": max(other) if other else 0.0,
@@ -81,7 +86,9 @@ def main(argv: list[str]) -> int:
     print()
     print(report.text_table(table))
     print("\nratios are pdumqtt's figure over the other's: under 1 is better for times and CPU, "
-          "over 1 for completed/s.\nlost/errors/overlaps: commands never answered or never run, "
+          "over 1 for completed/s.\nreply floor: the same requester and broker, a bare paho responder answering "
+          "on the v5 response topic; echo floor: the requester publishing to itself.\n[min..max]: the spread "
+          "over the rounds.\nlost/errors/overlaps: commands never answered or never run, "
           "answered with an error, driver calls that overlapped another on the same PDU.")
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "table": table, "results": settings.results},

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,20 +137,39 @@ class Managed:
 
 
 class Mosquitto(Managed):
-    """The broker every MQTT system uses; no queue limit, so no burst loses a message."""
+    """The broker every MQTT system uses.
+
+    Tuned (the default, like the shipped ``mosquitto.conf``): no queue or in-flight limit,
+    so no burst loses a message, and TCP_NODELAY on its sockets. ``stock=True``: mosquitto's
+    own defaults, as most labs run it (Nagle on, 1,000 queued and 20 in-flight messages per
+    client).
+    """
 
     name = "mosquitto"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, stock: bool = False) -> None:
         super().__init__()
+        self.stock = stock
         self.port = free_port()
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "max_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\npersistence false\n"
+        kind = "stock" if stock else "tuned"
+        conf = workdir / f"mosquitto-{kind}.conf"
+        tuning = "" if stock else "max_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{tuning}persistence false\n"
                         "log_dest stderr\nlog_type error\nlog_type warning\n")
-        self._spawn([exe, "-c", str(conf)], workdir / "mosquitto.log")
+        self._spawn([exe, "-c", str(conf)], workdir / f"mosquitto-{kind}.log")
         wait_listening(self.port, self.proc, 10, "mosquitto")  # type: ignore[arg-type]
+
+
+class Responder(Managed):
+    """The request/reply floor: ``responder.py`` (a bare paho responder) as a child process."""
+
+    name = "responder"
+
+    def __init__(self, workdir: Path, tag: str, broker_port: int, topic_filter: str) -> None:
+        super().__init__()
+        script = Path(__file__).with_name("responder.py")
+        self._spawn([sys.executable, str(script), str(broker_port), topic_filter], workdir / f"responder-{tag}.log")
 
 
 class PduMqtt(Managed):

@@ -1,11 +1,16 @@
-"""The table (text and Markdown) and the JSON, from the results the workloads recorded."""
+"""The table (text and Markdown) and the JSON, from the results the workloads recorded.
+
+A figure from two rounds or more carries its spread over the rounds, ``[min..max]``, the
+figure itself being the median round (rates, CPU) or the pooled answers (percentiles).
+The floor ratio is against the reply floor, the pattern a command follows.
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-SYSTEMS = ("pdumqtt", "PDUDaemon", "floor")
+SYSTEMS = ("pdumqtt", "PDUDaemon", "reply floor", "echo floor")
 
 # (workload, label, key, metric's name); a key that is a callable computes from the entry
 METRICS: dict[str, list[tuple[str, str]]] = {
@@ -36,6 +41,17 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}"
 
 
+def _cell(entry: dict[str, Any] | None, key: str, value: Any) -> str:
+    spread = (entry or {}).get("spread", {}).get(key)
+    if spread is None or isinstance(value, str):
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(spread[0])}..{_fmt(spread[2])}]"
+
+
+def _rounds(n: int) -> str:
+    return "1 round" if n == 1 else f"{n} rounds"
+
+
 def _ratio(a: Any, b: Any) -> str:
     if not isinstance(a, int | float) or not isinstance(b, int | float) or not b or math.isnan(a) or math.isnan(b):
         return "-"
@@ -43,7 +59,7 @@ def _ratio(a: Any, b: Any) -> str:
 
 
 def rows(results: list[dict[str, Any]]) -> list[list[str]]:
-    """One row per workload figure: label, metric, the three systems, the two ratios."""
+    """One row per workload figure: label, metric, the four systems, the two ratios."""
     groups: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for entry in results:
         if entry["workload"] == "d" and "span_s" in entry:
@@ -58,7 +74,8 @@ def rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 values[0] = "not published"
             if all(v is None for v in values):
                 continue
-            table.append([f"({workload}) {label}" if first else "", metric, *(_fmt(v) for v in values),
+            cells = [_cell(by_system.get(system), key, v) for system, v in zip(SYSTEMS, values, strict=True)]
+            table.append([f"({workload}) {label}" if first else "", metric, *cells,
                           _ratio(values[0], values[1]), _ratio(values[0], values[2])])
             first = False
         if workload != "e":
@@ -70,12 +87,13 @@ def rows(results: list[dict[str, Any]]) -> list[list[str]]:
                     continue
                 overlaps = "-" if entry.get("overlaps") is None else entry["overlaps"]
                 checks.append(f"{entry['lost']}/{entry['errors']}/{overlaps}")
-            table.append(["", f"lost/errors/overlaps of {next(iter(by_system.values()))['commands']:,}",
-                          *checks, "", ""])
+            first_entry = next(iter(by_system.values()))
+            table.append(["", f"lost/errors/overlaps of {first_entry['commands']:,} "
+                              f"({_rounds(first_entry.get('round_count', 1))})", *checks, "", ""])
     return table
 
 
-HEADER = ["workload", "figure", "pdumqtt", "PDUDaemon", "floor", "pdumqtt/PDUDaemon", "pdumqtt/floor"]
+HEADER = ["workload", "figure", *SYSTEMS, "pdumqtt/PDUDaemon", "pdumqtt/reply floor"]
 
 
 def text_table(table: list[list[str]]) -> str:
@@ -90,7 +108,7 @@ def text_table(table: list[list[str]]) -> str:
 
 
 def markdown_table(table: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 5) + "|"]
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(HEADER) - 2)) + "|"]
     for row in table:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     return "\n".join(lines)
@@ -106,6 +124,7 @@ def preamble(meta: dict[str, Any]) -> str:
         f"versions: pdumqtt {v['pdumqtt']}, PDUDaemon {v['pdudaemon']} (aiohttp {v['aiohttp']}, "
         f"log level {meta['pdudaemon_loglevel']}), paho-mqtt {v['paho-mqtt']}, {v['mosquitto']}, "
         f"Python {v['python']}",
-        f"command: {meta['command']} ({meta['rounds']} rounds per figure, systems alternating; "
+        f"command: {meta['command']} ({meta['rounds']} rounds per figure, up to {meta.get('max_rounds', '?')} "
+        f"where they spread over 20%, systems alternating; "
         f"took {meta['duration_s']:.0f} s)",
     ])

@@ -1,9 +1,15 @@
 """Workloads (a)-(e), each run on every system, alternating.
 
-A system is the floor (a paho client and the broker), pdumqtt or PDUDaemon, behind one
-interface: ``sequential`` and ``burst`` take a list of commands ``(pdu, port, on)`` and
-return a :class:`Round` with the answers, the CPU the daemon and the broker spent, and
-what the driver journal says (calls run, overlaps within a PDU).
+A system is pdumqtt, PDUDaemon, the reply floor (a bare paho responder answering on the
+v5 Response Topic, in a process of its own) or the echo floor (the requester publishing to
+a topic it subscribes to), behind one interface: ``sequential`` and ``burst`` take a list
+of commands ``(pdu, port, on)`` and return a :class:`Round` with the answers, the CPU the
+daemon and the broker spent, and what the driver journal says (calls run, overlaps within
+a PDU).
+
+Every figure runs ``Settings.rounds`` rounds, systems alternating; where the rounds of a
+workload's key figure spread wide, more rounds follow, up to ``Settings.max_rounds``.
+(a) and (b) also run on a stock mosquitto, beside the tuned one.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import os
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,11 +152,17 @@ class System:
             result.driver_calls, result.overlaps = self.journal.check()
         return result
 
+    quiet: float | None = None  # stop waiting for a burst's answers after this long without one
+
     def sequential(self, commands: list[Command], timeout: float = 30) -> Round:
         return self._measure(self._sequential, commands, timeout)
 
     def burst(self, commands: list[Command], timeout: float = 120) -> Round:
         return self._measure(self._burst, commands, timeout)
+
+    def _quiet_for(self, broker: procs.Mosquitto) -> float | None:
+        # a stock mosquitto drops what overflows its queue: do not wait the timeout for it
+        return 2.0 if broker.stock else None
 
     def _sequential(self, commands: list[Command], timeout: float) -> Outcome:
         raise NotImplementedError
@@ -166,13 +179,14 @@ class System:
 _tags = iter(range(10**9))
 
 
-class Floor(System):
-    """The bare broker: a paho client publishing QoS 1 to a topic it subscribes to."""
+class EchoFloor(System):
+    """The bare broker: the requester publishing QoS 1 to a topic it subscribes to."""
 
-    name = "floor"
+    name = "echo floor"
 
     def __init__(self, broker: procs.Mosquitto, tag: str) -> None:
         super().__init__(broker)
+        self.quiet = self._quiet_for(broker)
         self.topic = f"bench/floor/{tag}"
         self.client = MqttClient(broker.port, f"bench-floor-{tag}")
         self.client.subscribe(self.topic)
@@ -184,7 +198,8 @@ class Floor(System):
         return self.client.sequential(self._requests(commands), None, f"f{next(_tags)}", lambda p: True, timeout)
 
     def _burst(self, commands: list[Command], timeout: float) -> Outcome:
-        return self.client.burst(self._requests(commands), None, f"f{next(_tags)}", lambda p: True, timeout)
+        return self.client.burst(self._requests(commands), None, f"f{next(_tags)}", lambda p: True, timeout,
+                                 self.quiet)
 
     def stop(self) -> None:
         self.client.close()
@@ -192,6 +207,45 @@ class Floor(System):
 
 def _ack_ok(payload: bytes) -> bool:
     return json.loads(payload).get("status") == "ok"
+
+
+class ReplyFloor(System):
+    """The request/reply floor: the same requester as pdumqtt's, on the same broker, and a
+    bare paho responder (``responder.py``, a process of its own) that answers each request
+    on its Response Topic with its Correlation Data. Its CPU is the responder's."""
+
+    name = "reply floor"
+
+    def __init__(self, broker: procs.Mosquitto, workdir: Path, tag: str) -> None:
+        super().__init__(broker)
+        self.quiet = self._quiet_for(broker)
+        self.base = f"bench-rr-{tag}"
+        self.reply = f"bench/reply/rr-{tag}"
+        self.client = MqttClient(broker.port, f"bench-rr-{tag}")
+        self.client.subscribe(self.reply)
+        self.daemon = procs.Responder(workdir, tag, broker.port, f"{self.base}/+/+/set")
+        LIVE.append(self.daemon)
+        # the responder subscribes once connected; until then a request reaches nobody
+        deadline = time.monotonic() + 20
+        while not self.client.sequential([(f"{self.base}/p/1/set", b"ON")], self.reply, f"r{next(_tags)}",
+                                         _ack_ok, 0.5).latencies:
+            self.daemon.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the reply floor's responder did not answer within 20 s (see {self.daemon.log})")
+
+    def _requests(self, commands: list[Command]) -> list[tuple[str, bytes]]:
+        return [(f"{self.base}/{pdu}/{port}/set", b"ON" if on else b"OFF") for pdu, port, on in commands]
+
+    def _sequential(self, commands: list[Command], timeout: float) -> Outcome:
+        return self.client.sequential(self._requests(commands), self.reply, f"r{next(_tags)}", _ack_ok, timeout)
+
+    def _burst(self, commands: list[Command], timeout: float) -> Outcome:
+        return self.client.burst(self._requests(commands), self.reply, f"r{next(_tags)}", _ack_ok, timeout,
+                                 self.quiet)
+
+    def stop(self) -> None:
+        super().stop()
+        self.client.close()
 
 
 class PduMqttSystem(System):
@@ -202,6 +256,7 @@ class PduMqttSystem(System):
     def __init__(self, broker: procs.Mosquitto, exe: str, workdir: Path, tag: str, pdus: dict[str, Any],
                  extra: dict[str, Any] | None = None, journal: Path | None = None) -> None:
         super().__init__(broker)
+        self.quiet = self._quiet_for(broker)
         self.base = f"bench-{tag}"
         self.reply = f"bench/reply/{tag}"
         self.journal = Journal(journal) if journal else None
@@ -238,7 +293,8 @@ class PduMqttSystem(System):
         return self.client.sequential(self._requests(commands), self.reply, f"m{next(_tags)}", _ack_ok, timeout)
 
     def _burst(self, commands: list[Command], timeout: float) -> Outcome:
-        return self.client.burst(self._requests(commands), self.reply, f"m{next(_tags)}", _ack_ok, timeout)
+        return self.client.burst(self._requests(commands), self.reply, f"m{next(_tags)}", _ack_ok, timeout,
+                                 self.quiet)
 
     def stop(self) -> None:
         super().stop()
@@ -285,10 +341,21 @@ class Settings:
     broker: procs.Mosquitto
     rounds: int
     only: str
+    max_rounds: int = 0  # rounds a figure may grow to where its spread is wide (0: rounds x 2)
+    wide: float = 0.2  # (max - min) / median of the key figure's rounds above which rounds are added
     results: list[dict[str, Any]] = field(default_factory=list)
+    _stock: procs.Mosquitto | None = None
 
     def log(self, message: str) -> None:
         print(f"bench: {message}", flush=True)
+
+    def stock_broker(self) -> procs.Mosquitto:
+        """A second mosquitto with its stock settings, started the first time it is asked for."""
+        if self._stock is None:
+            self._stock = procs.Mosquitto(self.workdir, stock=True)
+            LIVE.append(self._stock)
+            self.log(f"stock mosquitto on 127.0.0.1:{self._stock.port}")
+        return self._stock
 
 
 def spread(n: int, pdus: int, ports: int) -> list[Command]:
@@ -301,9 +368,43 @@ def _rotate(systems: list[System], r: int) -> list[System]:
     return systems[r:] + systems[:r]
 
 
+def _relative_spread(values: list[float]) -> float:
+    finite = [v for v in values if v == v]  # not NaN
+    if len(finite) < 2:
+        return 0.0
+    middle = statistics.median(finite)
+    return (max(finite) - min(finite)) / middle if middle else 0.0
+
+
+def _run_rounds(s: Settings, systems: list[System], run: Callable[[System], Round], key: str,
+                rounds: int, max_rounds: int) -> list[Round]:
+    """``rounds`` rounds of every system, alternating; then one more at a time while any
+    system's ``key`` figure spreads wide over its rounds, up to ``max_rounds``."""
+    done: list[Round] = []
+    r = 0
+    while True:
+        done.extend(run(system) for system in _rotate(systems, r))
+        r += 1
+        if r < rounds:
+            continue
+        wide = {system.name: _relative_spread([x.figures()[key] for x in done if x.system == system.name])
+                for system in systems}
+        wide = {name: value for name, value in wide.items() if value > s.wide}
+        if not wide or r >= max_rounds:
+            return done
+        s.log(f"  {key} spread wide over {r} rounds ("
+              + ", ".join(f"{name} {value:.0%}" for name, value in wide.items()) + "): one more round")
+
+
+# the figures whose rounds' spread the table prints beside the pooled or median figure
+SPREAD_KEYS = ("p50_ms", "p95_ms", "p99_ms", "per_s", "span_s", "cpu_ms_per_cmd", "children_cpu_ms_per_cmd",
+               "broker_cpu_ms_per_cmd")
+
+
 def _record(s: Settings, workload: str, label: str, rounds: list[Round], **extra: Any) -> None:
     """Pool the rounds of each system into one result: percentiles over all the answers,
-    medians of the per-round throughput and CPU, sums of the correctness counts."""
+    medians of the per-round throughput and CPU, sums of the correctness counts, and the
+    min/median/max over the rounds of each figure."""
     by_system: dict[str, list[Round]] = defaultdict(list)
     for r in rounds:
         by_system[r.system].append(r)
@@ -311,21 +412,29 @@ def _record(s: Settings, workload: str, label: str, rounds: list[Round], **extra
         per_round = [r.figures() for r in rs]
         lat = [x for r in rs for x in r.outcome.latencies]
         entry: dict[str, Any] = {"workload": workload, "label": label, "system": system, "rounds": per_round,
+                                 "round_count": len(rs),
                                  "commands": sum(f["commands"] for f in per_round),
                                  "lost": sum(f["lost"] for f in per_round),
                                  "errors": sum(f["errors"] for f in per_round),
                                  "overlaps": None if rs[0].overlaps is None else sum(r.overlaps or 0 for r in rs),
                                  "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95), "p99_ms": pct(lat, 99),
-                                 **extra}
+                                 "spread": {}, **extra}
         for key in ("per_s", "span_s", "cpu_ms_per_cmd", "children_cpu_ms_per_cmd", "broker_cpu_ms_per_cmd",
                     "other_cores"):
             values = [f[key] for f in per_round if key in f]
             if values:
                 entry[key] = statistics.median(values)
+        for key in SPREAD_KEYS:
+            values = [f[key] for f in per_round if key in f and f[key] == f[key]]
+            if len(values) > 1:
+                entry["spread"][key] = [min(values), statistics.median(values), max(values)]
         s.results.append(entry)
         cpu = f", daemon CPU {entry['cpu_ms_per_cmd']:.3f} ms/cmd" if "cpu_ms_per_cmd" in entry else ""
-        s.log(f"  ({workload}) {label}: {system:9s} p50 {entry['p50_ms']:.2f} ms, p99 {entry['p99_ms']:.2f} ms, "
-              f"{entry.get('per_s', 0):.0f}/s{cpu}, lost {entry['lost']}, overlaps {entry['overlaps']}")
+        p50 = entry["spread"].get("p50_ms")
+        rounds_p50 = f" (rounds {p50[0]:.2f}/{p50[1]:.2f}/{p50[2]:.2f})" if p50 else ""
+        s.log(f"  ({workload}) {label}: {system:11s} p50 {entry['p50_ms']:.2f} ms{rounds_p50}, "
+              f"p99 {entry['p99_ms']:.2f} ms, {entry.get('per_s', 0):.0f}/s{cpu}, {len(rs)} rounds, "
+              f"lost {entry['lost']}, overlaps {entry['overlaps']}")
 
 
 def _noop_pdus(n: int, ports: int, journal: Path, latency: float = 0.0) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -337,63 +446,85 @@ def _noop_pdus(n: int, ports: int, journal: Path, latency: float = 0.0) -> tuple
     return ours, theirs
 
 
-def _start_pair(s: Settings, tag: str, ours: dict[str, Any], theirs: dict[str, Any], journal: Path | None,
-                extra: dict[str, Any] | None = None, online_timeout: float = 60) -> tuple[PduMqttSystem,
-                                                                                        PduDaemonSystem]:
-    mq = PduMqttSystem(s.broker, s.pdumqtt_exe, s.workdir, tag, ours, extra,
+def _start(s: Settings, broker: procs.Mosquitto, tag: str, ours: dict[str, Any], theirs: dict[str, Any] | None,
+           journal: Path | None, floors: bool, online_timeout: float = 60) -> list[System]:
+    """pdumqtt on ``broker``; PDUDaemon unless ``theirs`` is None; both floors if asked for.
+    Appends to the list as it starts, so a failure part-way still leaves LIVE to stop the rest."""
+    mq = PduMqttSystem(broker, s.pdumqtt_exe, s.workdir, tag, ours, None,
                        journal=Path(str(journal) + ".pdumqtt") if journal else None)
-    pd = PduDaemonSystem(s.broker, s.pdudaemon_exe, s.workdir, tag, theirs, s.loglevel,
-                         journal=Path(str(journal) + ".pdudaemon") if journal else None)
+    systems: list[System] = [mq]
+    pd = None
+    if theirs is not None:
+        pd = PduDaemonSystem(broker, s.pdudaemon_exe, s.workdir, tag, theirs, s.loglevel,
+                             journal=Path(str(journal) + ".pdudaemon") if journal else None)
+        systems.append(pd)
+    if floors:
+        systems += [ReplyFloor(broker, s.workdir, tag), EchoFloor(broker, tag)]
     mq.wait_online(online_timeout)
-    pd.wait_ready(online_timeout)
-    return mq, pd
+    if pd is not None:
+        pd.wait_ready(online_timeout)
+    return systems
+
+
+def _stop(systems: list[System]) -> None:
+    for system in systems:
+        system.stop()
+
+
+def _sequential(s: Settings, label: str, tag: str, broker: procs.Mosquitto, with_pdudaemon: bool) -> None:
+    s.log(f"(a) {label}")
+    journal = s.workdir / f"journal-{tag}"
+    ours, theirs = _noop_pdus(1, 8, journal)
+    systems = _start(s, broker, tag, ours, theirs if with_pdudaemon else None, journal, floors=True)
+    try:
+        for system in systems:
+            system.sequential(spread(100, 1, 8))
+        rounds = _run_rounds(s, systems, lambda system: system.sequential(spread(200, 1, 8)), "p50_ms",
+                             s.rounds, s.max_rounds)
+        _record(s, "a", label, rounds)
+    finally:
+        _stop(systems)
 
 
 def workload_a(s: Settings) -> None:
-    """(a) 200 sequential commands, no-op driver: latency from send to answer."""
+    """(a) 200 sequential commands, no-op driver: latency from send to answer; then the
+    same on a stock mosquitto (pdumqtt and the floors: PDUDaemon does not use the broker)."""
     label = "200 sequential, 1 PDU x 8, no-op"
-    s.log(f"(a) {label}")
-    journal = s.workdir / "journal-a"
-    ours, theirs = _noop_pdus(1, 8, journal)
-    mq, pd = _start_pair(s, "a", ours, theirs, journal)
-    floor = Floor(s.broker, "a")
-    systems: list[System] = [floor, mq, pd]
-    try:
-        warm = spread(100, 1, 8)
-        for system in systems:
-            system.sequential(warm)
-        rounds = [system.sequential(spread(200, 1, 8)) for r in range(s.rounds) for system in _rotate(systems, r)]
-        _record(s, "a", label, rounds)
-    finally:
-        for system in systems:
-            system.stop()
+    _sequential(s, label, "a", s.broker, with_pdudaemon=True)
+    _sequential(s, label + ", stock mosquitto", "a-stock", s.stock_broker(), with_pdudaemon=False)
 
 
 def _bursts(s: Settings, workload: str, label: str, tag: str, n: int, pdus: int, ports: int,
-            ours: dict[str, Any], theirs: dict[str, Any], journal: Path | None, with_floor: bool,
-            rounds: int, warm: int, timeout: float, **extra: Any) -> None:
+            ours: dict[str, Any], theirs: dict[str, Any] | None, journal: Path | None, with_floor: bool,
+            rounds: int, warm: int, timeout: float, max_rounds: int | None = None,
+            broker: procs.Mosquitto | None = None, key: str = "per_s", **extra: Any) -> None:
     s.log(f"({workload}) {label}")
-    mq, pd = _start_pair(s, tag, ours, theirs, journal)
-    systems: list[System] = [mq, pd]
-    if with_floor:
-        systems.insert(0, Floor(s.broker, tag))
+    systems = _start(s, broker or s.broker, tag, ours, theirs, journal, floors=with_floor)
     try:
         for system in systems:
             system.burst(spread(warm, pdus, ports), timeout)
-        done = [system.burst(spread(n, pdus, ports), timeout) for r in range(rounds) for system in _rotate(systems, r)]
+        done = _run_rounds(s, systems, lambda system: system.burst(spread(n, pdus, ports), timeout), key,
+                           rounds, max_rounds or rounds)
         _record(s, workload, label, done, **extra)
     finally:
-        for system in systems:
-            system.stop()
+        _stop(systems)
 
 
 def workload_b(s: Settings) -> None:
-    """(b) 2,000 commands at once over 1, 10 and 50 PDUs x 8 ports, no-op driver."""
+    """(b) 2,000 commands at once over 1, 10 and 50 PDUs x 8 ports, no-op driver; then on a
+    stock mosquitto (at 1 PDU only with --quick), where what overflows its queue is lost."""
     for pdus in (1, 10, 50):
         journal = s.workdir / f"journal-b{pdus}"
         ours, theirs = _noop_pdus(pdus, 8, journal)
         _bursts(s, "b", f"2,000 at once, {pdus} PDU{'s' if pdus > 1 else ''} x 8, no-op", f"b{pdus}", 2000, pdus, 8,
-                ours, theirs, journal, with_floor=True, rounds=s.rounds, warm=300, timeout=120, pdu_count=pdus)
+                ours, theirs, journal, with_floor=True, rounds=s.rounds, warm=300, timeout=120,
+                max_rounds=s.max_rounds, pdu_count=pdus)
+    for pdus in (1,) if s.quick else (1, 10, 50):
+        journal = s.workdir / f"journal-b{pdus}-stock"
+        ours, _ = _noop_pdus(pdus, 8, journal)
+        _bursts(s, "b", f"2,000 at once, {pdus} PDU{'s' if pdus > 1 else ''} x 8, no-op, stock mosquitto",
+                f"b{pdus}-stock", 2000, pdus, 8, ours, None, journal, with_floor=True, rounds=s.rounds, warm=300,
+                timeout=120, max_rounds=s.max_rounds, broker=s.stock_broker(), pdu_count=pdus)
 
 
 SHELL_SECONDS = "0.01"
@@ -418,7 +549,8 @@ def workload_d(s: Settings) -> None:
     journal = s.workdir / "journal-d"
     ours, theirs = _noop_pdus(500, 1, journal, latency=0.5)
     _bursts(s, "d", "500 PDUs x 0.5 s driver, one command each", "d", 500, 500, 1, ours, theirs, journal,
-            with_floor=False, rounds=1 if s.quick else 3, warm=500, timeout=60, driver_delay_s=0.5)
+            with_floor=False, rounds=1 if s.quick else 3, warm=500, timeout=60, key="span_s",
+            driver_delay_s=0.5)
 
 
 SCALE_PDUS = {f"p{i:04d}": {"driver": "sim", "ports": 24} for i in range(1000)}
