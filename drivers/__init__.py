@@ -147,8 +147,9 @@ class Driver:
         """Release connections; the driver may be used again afterwards."""
 
 
-def split_host(address: str, default_port: int) -> tuple[str, int]:
-    """Split ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` into host and port."""
+def parse_host(address: str) -> tuple[str, int | None]:
+    """Split ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` (a bare IPv6 address has no port);
+    ValueError saying what is wrong."""
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else ""
@@ -157,12 +158,26 @@ def split_host(address: str, default_port: int) -> tuple[str, int]:
     else:
         host, port = address, ""
     if not host:
-        raise vol.Invalid(f"no host in {address!r}")
-    if port:
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise vol.Invalid(f"bad port in {address!r}")
-        return host, int(port)
-    return host, default_port
+        raise ValueError(f"no host in {address!r}")
+    if not port:
+        return host, None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port in {address!r}")
+    return host, int(port)
+
+
+def split_host(address: str, default_port: int) -> tuple[str, int]:
+    """Split ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` into host and port."""
+    try:
+        host, port = parse_host(address)
+    except ValueError as e:
+        raise vol.Invalid(str(e)) from None
+    return host, default_port if port is None else port
+
+
+def join_host(host: str, port: int | str) -> str:
+    """``host:port``, with an IPv6 address in brackets: the form :func:`split_host` reads."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def HostAddress(default_port: int) -> vol.All:  # noqa: N802 - reads as a schema type

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import voluptuous as vol
 
+from pdumqtt.drivers import join_host
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 
@@ -65,7 +66,7 @@ class EsphomeHttp(Esphome):
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         host = options.get("hostname") or pdu
-        ours: dict[str, Any] = {"host": f"[{host}]:{options['port']}" if ":" in host else f"{host}:{options['port']}"}
+        ours: dict[str, Any] = {"host": join_host(host, options["port"])}
         if options.get("username") and options.get("password"):  # as PDUDaemon: auth only with both
             # PDUDaemon sends digest; auto also reaches the ESP-IDF web server, which asks for basic
             ours.update(username=options["username"], password=options["password"], auth="auto")

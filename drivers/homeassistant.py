@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import voluptuous as vol
 
-from pdumqtt.drivers import HostAddress
+from pdumqtt.drivers import HostAddress, join_host
 from pdumqtt.drivers.http_transport import HttpDriver, ca_file_path
 
 
@@ -82,6 +82,6 @@ class HomeAssistantHttp(HomeAssistant):
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         host = options.get("hostname") or pdu
-        address = f"[{host}]:{options['port']}" if ":" in host else f"{host}:{options['port']}"
+        address = join_host(host, options["port"])
         # PDUDaemon sends "Bearer None" without an api_key: Home Assistant then answers 401
         super().__init__({"host": address, "token": options.get("api_key") or ""}, pdu=pdu, timeout=timeout)

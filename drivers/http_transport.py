@@ -59,7 +59,7 @@ import voluptuous as vol
 from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 from urllib3.exceptions import InsecureRequestWarning
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, join_host, split_host
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class HttpDriver(Driver):
     def where(self) -> str:
         """``host:port`` of the device, for messages."""
         host, port = self._host_port()
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return join_host(host, port)
 
     @property
     def base_url(self) -> str:

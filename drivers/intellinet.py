@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import DriverError, join_host
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 OUTLETS = 8
@@ -94,6 +94,6 @@ class Intellinet(IntellinetPdu):
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         host = options.get("hostname") or pdu
-        address = f"[{host}]:{options['port']}" if ":" in host else f"{host}:{options['port']}"
+        address = join_host(host, options["port"])
         super().__init__({"host": address, "username": options["username"], "password": options["password"]},
                          pdu=pdu, timeout=timeout)

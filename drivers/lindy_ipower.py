@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
+from pdumqtt.drivers import join_host
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 OUTLETS = 8
@@ -64,7 +65,7 @@ class LindyIPowerClassic8(LindyIpower):
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         host = options.get("hostname") or pdu
-        ours: dict[str, Any] = {"host": f"[{host}]:{options['port']}" if ":" in host else f"{host}:{options['port']}"}
+        ours: dict[str, Any] = {"host": join_host(host, options["port"])}
         if options.get("username") and options.get("password"):
             ours.update(username=options["username"], password=options["password"])
         super().__init__(ours, pdu=pdu, timeout=timeout)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError, HostAddress, split_host
+from pdumqtt.drivers import DriverError, HostAddress, join_host, split_host
 from pdumqtt.drivers.acme import SshCommandDriver, ssh_options
 
 FACTORY_LOGIN = "ubnt"  # user and password of an mPower as it leaves the factory
@@ -78,7 +78,7 @@ def _pdudaemon_class(name: str, outlets: int) -> type[MfiSsh]:
         def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
             options = dict(options)
             host, port = split_host(options.pop("host", None) or pdu, options.pop("sshport"))  # host's port wins
-            options["host"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            options["host"] = join_host(host, port)
             options["accept_unknown_host_key"] = not options.pop("verify_hostkey")
             options["outlets"] = outlets
             super().__init__(options, pdu=pdu, timeout=timeout)

@@ -14,7 +14,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import DriverError, join_host
 from pdumqtt.drivers.snmp import SnmpDriver, oid_template
 from pdumqtt.drivers.snmp_presets import CyberpowerSnmp
 
@@ -57,7 +57,7 @@ def _address(options: dict[str, Any], pdu: str, port_key: str | None = None) -> 
     port = options.get(port_key) if port_key else None
     if port is None:
         return str(host)
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return join_host(str(host), port)
 
 
 _ADDRESS = {vol.Optional("hostname"): str, vol.Optional("host"): str}

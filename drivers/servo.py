@@ -18,7 +18,7 @@ from xml.parsers.expat import ExpatError
 
 import voluptuous as vol
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, join_host, split_host
 
 DEFAULT_PORT = 9999
 # control -> the value that powers the board
@@ -65,7 +65,7 @@ class Servod(Driver):
 
     def _rpc(self, method: str, *args: str) -> Any:
         host, port = split_host(self.config["host"], DEFAULT_PORT)
-        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        url = f"http://{join_host(host, port)}"
         what = f"{method}({', '.join(map(repr, args))})"
         try:
             with xmlrpc.client.ServerProxy(url, transport=_TimeoutTransport(self.timeout)) as proxy:
@@ -116,5 +116,5 @@ class Servo(Servod):
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         options = dict(options)
         host, port = split_host(options.pop("ip"), options.pop("port"))
-        options["host"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        options["host"] = join_host(host, port)
         super().__init__(options, pdu=pdu, timeout=timeout)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import pexpect
 from pexpect.fdpexpect import fdspawn
 
-from pdumqtt.drivers import Driver, DriverError, split_host
+from pdumqtt.drivers import Driver, DriverError, join_host, parse_host, split_host
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
 ECHO, SGA = 1, 3
@@ -104,7 +104,7 @@ class TelnetSession:
 
     @property
     def where(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return join_host(self.host, self.port)
 
     @property
     def is_open(self) -> bool:
@@ -194,20 +194,10 @@ class TelnetSession:
 
 def host_and_port(address: str) -> tuple[str, int | None]:
     """Split ``host``, ``host:port``, ``[v6]``, ``[v6]:port`` (a bare IPv6 address has no port)."""
-    if address.startswith("["):
-        host, _, rest = address[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    elif address.count(":") == 1:
-        host, _, port = address.partition(":")
-    else:
-        host, port = address, ""
-    if not host:
-        raise DriverError(f"no host in {address!r}")
-    if not port:
-        return host, None
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise DriverError(f"bad port in {address!r}")
-    return host, int(port)
+    try:
+        return parse_host(address)
+    except ValueError as e:
+        raise DriverError(str(e)) from None
 
 
 def pdudaemon_address(options: dict[str, Any], pdu: str, default_port: int, port_key: str = "telnetport") -> str:
@@ -227,7 +217,7 @@ def pdudaemon_address(options: dict[str, Any], pdu: str, default_port: int, port
         key = "host" if options.get("host") else "hostname"
         raise DriverError(f"{key} {address!r} gives port {port} but {port_key} is {given}: keep one of them")
     port = port if port is not None else int(given) if given is not None else default_port
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return join_host(host, port)
 
 
 class TelnetDriver(Driver):
