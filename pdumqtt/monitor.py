@@ -261,6 +261,7 @@ class _BoundedServer(ThreadingHTTPServer):
     a flood of connections can never take the descriptors the MQTT side needs."""
 
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 makes a burst of page loads wait for SYN retries
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
