@@ -146,6 +146,21 @@ class _Client(mqtt.Client):
         super().message_callback_add(sub, handled)
 
 
+def apply_login(client: mqtt.Client, mqtt_config: dict[str, Any]) -> None:
+    """Set the config's broker login (``username``, ``password`` or ``password_file``) and TLS on
+    ``client``: the daemon's connection and ``pdumqtt doctor``'s must present the same."""
+    if "username" in mqtt_config:
+        password = mqtt_config.get("password")
+        if "password_file" in mqtt_config:
+            password = Path(mqtt_config["password_file"]).read_text().strip()
+        client.username_pw_set(mqtt_config["username"], password)
+    tls = mqtt_config.get("tls")
+    if tls:
+        tls = tls if isinstance(tls, dict) else {}
+        client.tls_set(ca_certs=tls.get("ca_certs"), certfile=tls.get("certfile"), keyfile=tls.get("keyfile"))
+        client.tls_insecure_set(tls.get("insecure", False))
+
+
 class MqttBridge:
     """One paho client: subscribes to commands, publishes state, acks and availability."""
 
@@ -187,16 +202,7 @@ class MqttBridge:
                          protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
                          clean_session=None if self.v5 else False, manual_ack=True)
         client.release = self._release
-        if "username" in cfg:
-            password = cfg.get("password")
-            if "password_file" in cfg:
-                password = Path(cfg["password_file"]).read_text().strip()
-            client.username_pw_set(cfg["username"], password)
-        tls = cfg.get("tls")
-        if tls:
-            tls = tls if isinstance(tls, dict) else {}
-            client.tls_set(ca_certs=tls.get("ca_certs"), certfile=tls.get("certfile"), keyfile=tls.get("keyfile"))
-            client.tls_insecure_set(tls.get("insecure", False))
+        apply_login(client, cfg)
         client.will_set(f"{self.base}/bridge/state", "offline", qos=1, retain=True)
         client.reconnect_delay_set(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY)
         # paho rescans every unacknowledged message on each PUBACK, so a large window costs

@@ -20,13 +20,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from pdumqtt.bridge import MqttBridge, apply_login
 from pdumqtt.config import Config, PduConfig
 from pdumqtt.drivers import DriverError, split_host
 
@@ -54,18 +54,7 @@ class _Mqtt:
                  expiry: int = 0) -> None:
         self.host, self.port = host, port
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        cfg = config.mqtt
-        if "username" in cfg:
-            password = cfg.get("password")
-            if "password_file" in cfg:
-                password = Path(cfg["password_file"]).read_text().strip()
-            self.client.username_pw_set(cfg["username"], password)
-        tls = cfg.get("tls")
-        if tls:
-            tls = tls if isinstance(tls, dict) else {}
-            self.client.tls_set(ca_certs=tls.get("ca_certs"), certfile=tls.get("certfile"),
-                                keyfile=tls.get("keyfile"))
-            self.client.tls_insecure_set(tls.get("insecure", False))
+        apply_login(self.client, config.mqtt)
         self.clean, self.expiry = clean, expiry
         self.cond = threading.Condition()
         self.messages: list[mqtt.MQTTMessage] = []
@@ -75,7 +64,7 @@ class _Mqtt:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *args: self.subscribed.set()
         # so that the round trip measured is the broker's, not our own Nagle's
-        self.client.on_socket_open = lambda c, u, sock: _nodelay(sock)
+        self.client.on_socket_open = MqttBridge._on_socket_open
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         with self.cond:
@@ -133,11 +122,6 @@ class _Mqtt:
         with suppress(Exception):
             self.client.disconnect()
         self.client.loop_stop()
-
-
-def _nodelay(sock: Any) -> None:
-    with suppress(OSError, AttributeError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _why(error: BaseException) -> str:
