@@ -18,6 +18,7 @@ from support import (  # noqa: F401 - re-exported for test modules
     Probe,
     free_port,
     run_cli,
+    start_daemon,
     start_mosquitto,
     wait_until,
     write_config,
@@ -78,22 +79,11 @@ def unique() -> str:
 @pytest.fixture
 def daemon(broker: Broker, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Start the daemon in this process with a config dict; stopped at teardown."""
-    from pdumqtt.config import load_config_data
-    from pdumqtt.daemon import Daemon
+    started: list[Any] = []
 
-    started: list[Daemon] = []
-
-    def start(config: dict[str, Any]) -> Daemon:
-        cfg = load_config_data(config)
-        # each daemon its own MQTT session, unless the test resumes one on purpose: a shared one
-        # would collect every test's commands while no daemon is connected, and hand the backlog
-        # to the next daemon (a pdudaemon.conf, converted, has no mqtt section of its own)
-        cfg.mqtt.setdefault("client_id", f"test-{uuid.uuid4().hex[:12]}")
-        d = Daemon(cfg, broker=(broker.host, broker.port))
-        d.start()
-        started.append(d)
-        wait_until(d.connected.is_set, 10, "the daemon to connect")
-        return d
+    def start(config: dict[str, Any]) -> Any:
+        started.append(start_daemon(config, broker))
+        return started[-1]
 
     yield start
     for d in started:

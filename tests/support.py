@@ -189,6 +189,24 @@ def tcp_exchange(address: tuple[str, int], data: bytes, timeout: float = 20) -> 
     return reply
 
 
+def start_daemon(config: dict[str, Any], broker: Broker, id_prefix: str = "test") -> Any:
+    """The daemon, started in this process against ``broker`` and connected.
+
+    Each daemon gets its own MQTT session unless the config names one: a shared one would
+    collect every test's commands while no daemon is connected, and hand the backlog to the
+    next daemon (a pdudaemon.conf, converted, has no mqtt section of its own).
+    """
+    from pdumqtt.config import load_config_data
+    from pdumqtt.daemon import Daemon
+
+    cfg = load_config_data(config)
+    cfg.mqtt.setdefault("client_id", f"{id_prefix}-{uuid.uuid4().hex[:12]}")
+    d = Daemon(cfg, broker=(broker.host, broker.port))
+    d.start()
+    wait_until(d.connected.is_set, 10, "the daemon to connect")
+    return d
+
+
 def write_config(tmp_path: Path, config: dict[str, Any], name: str = "pdumqtt.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(config))

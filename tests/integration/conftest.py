@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support import Broker, start_mosquitto, wait_until
+from support import Broker, start_daemon, start_mosquitto
 
 from integration.envs import VERSIONS, installed
 
@@ -41,19 +41,11 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 @pytest.fixture
 def run_daemon() -> Iterator[Callable[..., Any]]:
     """Start pdumqtt in this process against a given broker (so tests can reach its sim devices)."""
-    from pdumqtt.config import load_config_data
-    from pdumqtt.daemon import Daemon
+    started: list[Any] = []
 
-    started: list[Daemon] = []
-
-    def start(config: dict[str, Any], broker: Broker) -> Daemon:
-        cfg = load_config_data(config)
-        cfg.mqtt.setdefault("client_id", f"it-{uuid.uuid4().hex[:12]}")
-        d = Daemon(cfg, broker=(broker.host, broker.port))
-        d.start()
-        started.append(d)
-        wait_until(d.connected.is_set, 10, "the daemon to connect")
-        return d
+    def start(config: dict[str, Any], broker: Broker) -> Any:
+        started.append(start_daemon(config, broker, "it"))
+        return started[-1]
 
     yield start
     for d in started:
