@@ -11,13 +11,16 @@ a BMC has one chassis, so a PDU of this driver has one port.
 
 pyghmi's calls block for as long as it keeps retrying (up to half a minute when a BMC
 stops answering), so each call runs on a short-lived thread of its own and is given
-up after the PDU's timeout; a call given up on finishes there. The password is handed
+up after the PDU's timeout; a call given up on finishes there, and the next call waits
+for it (within its own timeout): two threads inside pyghmi's session code race each
+other (a failed login then surfaces as an AttributeError). The password is handed
 to pyghmi and nowhere else: no message or log line of ours carries it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, ClassVar
 
 import voluptuous as vol
@@ -49,6 +52,7 @@ class Ipmi(Driver):
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         super().__init__(options, pdu=pdu, timeout=timeout)
         self._session: Any = None  # a pyghmi Command, logged in
+        self._call: threading.Thread | None = None  # the latest call's thread, perhaps given up on
 
     def _address(self) -> tuple[str, int]:
         return split_host(self.config["host"], self.config["port"])
@@ -75,6 +79,13 @@ class Ipmi(Driver):
 
     def _chassis(self, cmd: int, data: tuple[int, ...], what: str) -> bytes:
         """Send one chassis command on its own thread, given up after the timeout."""
+        deadline = time.monotonic() + self.timeout
+        previous = self._call
+        if previous is not None:
+            previous.join(self.timeout)
+            if previous.is_alive():
+                raise DriverError(f"{self._where()} is still busy with an earlier call, given up on after "
+                                  f"{self.timeout:g} s (is it up, and IPMI over LAN enabled?)")
         outcome: dict[str, Any] = {}
 
         def run() -> None:
@@ -84,8 +95,9 @@ class Ipmi(Driver):
                 outcome["error"] = exc
 
         worker = threading.Thread(target=run, name=f"ipmi-{self.pdu}", daemon=True)
+        self._call = worker
         worker.start()
-        worker.join(self.timeout)
+        worker.join(max(0.0, deadline - time.monotonic()))
         if worker.is_alive():
             self._session = None
             raise DriverError(f"no answer from {self._where()} to {what} within {self.timeout:g} s "
