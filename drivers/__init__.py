@@ -25,6 +25,11 @@ class DriverError(Exception):
     """
 
 
+class NoSuchOutlet(DriverError):
+    """The device answered, and it has no outlet of that number (a strip with fewer outlets
+    than the config gives it). The PDU stays online: the runner's probe skips that port."""
+
+
 @dataclass(frozen=True)
 class Reading:
     """One meter read of an outlet or of the whole PDU: whichever quantities the device gives.
@@ -107,6 +112,13 @@ class Driver:
         offline, or every ``poll_interval``), so such a PDU comes back online by itself.
         """
         raise NotImplementedError
+
+    @classmethod
+    def ports_for(cls, options: dict[str, Any]) -> tuple[int, str] | None:
+        """The outlet count a PDU with these options has, and why, where ``fixed_ports`` cannot say
+        (the model is the device's, not the name's): what ``pdumqtt migrate`` gives it. None when
+        the options tell nothing; then ``fixed_ports``, else the migrate default, is used."""
+        return None
 
     @classmethod
     def has_ping(cls) -> bool:

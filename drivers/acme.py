@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import asyncssh
 import voluptuous as vol
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, NoSuchOutlet, split_host
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class Acme(SshCommandDriver):
 
     def _command(self, verb: str, port: int) -> None:
         if not 1 <= port <= self.config["probes"]:
-            raise DriverError(f"probe {port} does not exist: the ACME has {self.config['probes']}")
+            raise NoSuchOutlet(f"probe {port} does not exist: the ACME has {self.config['probes']}")
         self.run_command(f"{verb} {int(port)}")
 
     def set(self, port: int, on: bool) -> None:

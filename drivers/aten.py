@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import NoSuchOutlet
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 FACTORY_PASSWORD = "password"
@@ -44,7 +44,7 @@ class AtenPe(HttpDriver):
 
     def _relay(self, http_method: str, port: int, **fields: Any) -> str:
         if port < 1:
-            raise DriverError(f"port {port} does not exist: ATEN outlets count from 1")
+            raise NoSuchOutlet(f"port {port} does not exist: ATEN outlets count from 1")
         credentials = {"usr": self.config.get("username", "administrator"), "pwd": self._password, "index": port}
         if http_method == "POST":
             response = self.request("POST", "/api/outlet/relay", data={**credentials, **fields},

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import NoSuchOutlet
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 STATE = re.compile(r"\bp6(\d)\s*=\s*([01])\b", re.IGNORECASE)
@@ -38,7 +38,7 @@ class Aviosys(HttpDriver):
     def _cmd(self, port: int, params: dict[str, Any]) -> dict[int, bool]:
         outlets = self.config.get("outlets", 4)
         if not 1 <= port <= outlets:
-            raise DriverError(f"outlet {port} does not exist: {self.where} has outlets 1 to {outlets}")
+            raise NoSuchOutlet(f"outlet {port} does not exist: {self.where} has outlets 1 to {outlets}")
         query = {**self._credentials(), **params}
         text = self.request("GET", "/set.cmd", params=query, auth=False).text
         if "401" in text and not STATE.search(text):

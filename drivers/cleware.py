@@ -18,7 +18,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import DriverError, NoSuchOutlet
 from pdumqtt.drivers.usb_device import HidDriver
 
 VENDOR = 0x0D50
@@ -126,7 +126,7 @@ class ClewareSwitch(HidDriver):
 
     def set(self, port: int, on: bool) -> None:
         if not 1 <= port <= self._ports():
-            raise DriverError(f"switch {port} does not exist: the {self.switch.name} has 1 to {self._ports()}")
+            raise NoSuchOutlet(f"switch {port} does not exist: the {self.switch.name} has 1 to {self._ports()}")
         self.exchange(switch_report(self.config["model"], port, on), 0, f"switching {port} {'on' if on else 'off'}")
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import DriverError, NoSuchOutlet
 from pdumqtt.drivers.serial_relay import SerialDriver, device_path
 
 SETUP, GET_PORT, SET_PORT, GET_OPTION, SET_OPTION, SET_SINGLE, DEL_SINGLE, TOGGLE = range(1, 9)
@@ -87,7 +87,7 @@ class ConradRelay(SerialDriver):
         cards = self.cards()
         if index < 0 or card >= FIRST_CARD + cards:
             first, last = self.first_port, self.first_port + cards * RELAYS_PER_CARD - 1
-            raise DriverError(f"port {port} does not exist: {cards} card{'s' if cards > 1 else ''} on "
+            raise NoSuchOutlet(f"port {port} does not exist: {cards} card{'s' if cards > 1 else ''} on "
                               f"{self.link.device} have ports {first} to {last}")
         return card, relay
 
@@ -114,3 +114,8 @@ class Conrad197720(ConradRelay):
     native_driver = "conrad_relay"
     first_port = 0
     options: ClassVar[dict[Any, Any]] = {vol.Optional("device", default="/dev/ttyUSB0"): device_path}
+
+    @classmethod
+    def ports_for(cls, options: dict[str, Any]) -> tuple[int, str] | None:
+        return RELAYS_PER_CARD, (f"ports 0 to {RELAYS_PER_CARD - 1}, one card's relays (each chained card adds "
+                                 f"{RELAYS_PER_CARD}): ports past the last card are refused, and the probe skips them")

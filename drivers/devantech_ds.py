@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, NoSuchOutlet, split_host
 from pdumqtt.drivers.devantech_eth import PDUDAEMON_ADDRESS, pdudaemon_host
 
 DEFAULT_PORT = 17123
@@ -37,7 +37,7 @@ class DevantechDs(Driver):
     def _check_port(self, port: int) -> None:
         relays = BOARDS[self.config["board"]]
         if not 1 <= port <= relays:
-            raise DriverError(f"relay {port} does not exist: the {self.config['board']} has {relays}")
+            raise NoSuchOutlet(f"relay {port} does not exist: the {self.config['board']} has {relays}")
 
     def _exchange(self, lines: list[str], port: int) -> bool:
         """Send ``lines`` then ``GR port``; return the relay's state from the answer."""

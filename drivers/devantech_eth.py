@@ -21,7 +21,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import voluptuous as vol
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, NoSuchOutlet, split_host
 
 DEFAULT_PORT = 17494
 
@@ -141,7 +141,7 @@ class DevantechEth(Driver):
 
     def _check_port(self, port: int) -> None:
         if not 1 <= port <= self.board.relays:
-            raise DriverError(f"relay {port} does not exist: the {self.config['board']} has {self.board.relays}")
+            raise NoSuchOutlet(f"relay {port} does not exist: the {self.config['board']} has {self.board.relays}")
 
     def set(self, port: int, on: bool) -> None:
         self._check_port(port)

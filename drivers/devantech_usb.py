@@ -14,7 +14,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import DriverError, NoSuchOutlet
 from pdumqtt.drivers.serial_relay import SERIAL_OPTIONS, SerialDriver
 
 GET_VERSION, ON_BASE, OFF_BASE, GET_STATES = 0x5A, 0x64, 0x6E, 0x5B
@@ -70,7 +70,7 @@ class DevantechUsb(SerialDriver):
 
     def _check_port(self, port: int) -> None:
         if not 1 <= port <= self.module.relays:
-            raise DriverError(f"relay {port} does not exist: the {self.config['module']} has {self.module.relays}")
+            raise NoSuchOutlet(f"relay {port} does not exist: the {self.config['module']} has {self.module.relays}")
 
     def _states(self, what: str) -> int:
         return self.link.exchange(bytes([GET_STATES]), reply=1, what=what)[0]

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import NoSuchOutlet
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, AUTH_OPTIONS, HttpDriver
 
 OUTLETS = 8
@@ -67,7 +67,7 @@ class DliRest(HttpDriver):
 
     def _index(self, port: int) -> int:
         if port < 1:
-            raise DriverError(f"port {port} does not exist: port 1 is the controller's outlet index 0")
+            raise NoSuchOutlet(f"port {port} does not exist: port 1 is the controller's outlet index 0")
         return port - 1
 
     def set(self, port: int, on: bool) -> None:

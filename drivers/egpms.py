@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, NoSuchOutlet, split_host
 from pdumqtt.drivers.devantech_eth import recv_exact
 
 DEFAULT_PORT = 5000
@@ -71,7 +71,7 @@ class EgPmsLan(Driver):
 
     def _check(self, port: int) -> None:
         if not 1 <= port <= SOCKETS:
-            raise DriverError(f"socket {port} does not exist: the EG-PMS-LAN has {SOCKETS}")
+            raise NoSuchOutlet(f"socket {port} does not exist: the EG-PMS-LAN has {SOCKETS}")
 
     def _states(self, data: bytes, challenge: bytes, key: bytes, where: str) -> list[bool]:
         """Socket 1 first: the device sends the last socket first."""

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import DriverError, NoSuchOutlet
 from pdumqtt.drivers.usb_device import PyUsbDriver
 
 VENDOR = 0x04B4
@@ -60,7 +60,7 @@ class EnergenieUsb(PyUsbDriver):
 
     def _check(self, port: int) -> None:
         if not 1 <= port <= OUTLETS:
-            raise DriverError(f"outlet {port} does not exist: the strip has outlets 1 to {OUTLETS}")
+            raise NoSuchOutlet(f"outlet {port} does not exist: the strip has outlets 1 to {OUTLETS}")
 
     def set(self, port: int, on: bool) -> None:
         self._check(port)

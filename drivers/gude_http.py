@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import NoSuchOutlet
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 READS = ("ov.html", "statusjsn.js", "status.json")
@@ -94,7 +94,7 @@ class GudeEpc(HttpDriver):
 
     def _check(self, port: int) -> None:
         if port < 1:
-            raise DriverError(f"port {port} does not exist: Gude outputs count from 1")
+            raise NoSuchOutlet(f"port {port} does not exist: Gude outputs count from 1")
 
     def set(self, port: int, on: bool) -> None:
         self._check(port)

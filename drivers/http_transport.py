@@ -59,7 +59,7 @@ import voluptuous as vol
 from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 from urllib3.exceptions import InsecureRequestWarning
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, join_host, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, NoSuchOutlet, join_host, split_host
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class HttpDriver(Driver):
     def check_port(self, port: int, count: int, first: int = 1) -> None:
         """A DriverError unless ``first <= port < first + count``."""
         if not first <= port < first + count:
-            raise DriverError(f"outlet {port} does not exist: {self.where} has outlets {first} to {first + count - 1}")
+            raise NoSuchOutlet(f"outlet {port} does not exist: {self.where} has outlets {first} to {first + count - 1}")
 
     def session_opened(self) -> None:
         """Called once for each new session, before its first request: log in here.

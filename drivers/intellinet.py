@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError, join_host
+from pdumqtt.drivers import NoSuchOutlet, join_host
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 OUTLETS = 8
@@ -47,7 +47,7 @@ class IntellinetPdu(HttpDriver):
         outlet = port + self.outlet_offset
         if not 0 <= outlet < OUTLETS:
             first = -self.outlet_offset
-            raise DriverError(f"port {port} does not exist: the PDU has ports {first} to {first + OUTLETS - 1}")
+            raise NoSuchOutlet(f"port {port} does not exist: the PDU has ports {first} to {first + OUTLETS - 1}")
         return outlet
 
     def _page(self, path: str, params: dict[str, Any] | None = None) -> str:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import NoSuchOutlet
 from pdumqtt.drivers.serial_relay import SERIAL_OPTIONS, SerialDriver
 
 
@@ -33,5 +33,5 @@ class LcusUsb(SerialDriver):
 
     def set(self, port: int, on: bool) -> None:
         if not 1 <= port <= self.config["relays"]:
-            raise DriverError(f"relay {port} does not exist: the board has {self.config['relays']}")
+            raise NoSuchOutlet(f"relay {port} does not exist: the board has {self.config['relays']}")
         self.link.exchange(frame(port, on), what=f"switching relay {port}")

@@ -21,9 +21,10 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import Driver, DriverError
+from pdumqtt.drivers import Driver, DriverError, NoSuchOutlet
 
 SBIN = ("/sbin", "/usr/sbin", "/usr/local/sbin")
+HUB_PORTS = 7  # a 7-port hub: the larger of the two common sizes in uhubctl's list of hubs
 
 
 def _word(what: str) -> Any:
@@ -99,13 +100,25 @@ class UsbHub(Driver):
         seen = sorted(set(re.findall(r"status for hub (\S+)", listing)))
         return f"uhubctl sees hubs at {', '.join(seen)}" if seen else "uhubctl sees no hub it can switch"
 
+    def _statuses(self, port: int, output: str) -> list[tuple[str, str]]:
+        """The status lines uhubctl printed for ``port``; NoSuchOutlet when the hub has fewer ports
+        (uhubctl then prints none, and switches nothing, yet exits 0)."""
+        lines = re.findall(rf"^\s*Port {port}: *([0-9a-fA-F]{{4}})(.*)$", output, re.MULTILINE)
+        if not lines:
+            count = re.search(r"^Current status for hub \S+ \[.*, (\d+) ports\b", output, re.MULTILINE)
+            if count and port > int(count[1]):
+                raise NoSuchOutlet(f"port {port} does not exist: the hub at {self.config['location']!r} has "
+                                   f"{count[1]} ports")
+        return lines
+
     def set(self, port: int, on: bool) -> None:
         action = "on" if on else "off"
-        self._uhubctl("--port", str(port), "--action", action, what=f"switching port {port} {action}")
+        output = self._uhubctl("--port", str(port), "--action", action, what=f"switching port {port} {action}")
+        self._statuses(port, output)
 
     def get(self, port: int) -> bool:
         output = self._uhubctl("--port", str(port), what=f"reading port {port}")
-        lines = re.findall(rf"^\s*Port {port}: *([0-9a-fA-F]{{4}})(.*)$", output, re.MULTILINE)
+        lines = self._statuses(port, output)
         if not lines:
             raise DriverError(f"uhubctl printed no status for port {port} of the hub at "
                               f"{self.config['location']!r}: {_tail(output)}")
@@ -120,6 +133,11 @@ class UHubCtl(UsbHub):
     options: ClassVar[dict[Any, Any]] = {
         vol.Required("location"): _word("the hub's location as uhubctl prints it, like 1-1.4"),
     }
+
+    @classmethod
+    def ports_for(cls, options: dict[str, Any]) -> tuple[int, str] | None:
+        return HUB_PORTS, ("as many as a 7-port hub, the larger common size: `uhubctl --location LOCATION` prints "
+                           "the hub's count, set it; ports the hub lacks are refused, and the probe skips them")
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         super().__init__({**options, "program": "uhubctl"}, pdu=pdu, timeout=timeout)
@@ -152,7 +170,7 @@ class NxpBcu(Driver):
 
     def set(self, port: int, on: bool) -> None:
         if port != 1:
-            raise DriverError(f"port {port} does not exist: bcu switches one board, port 1")
+            raise NoSuchOutlet(f"port {port} does not exist: bcu switches one board, port 1")
         program = find_program(self.config["program"])
         init = ["init", self.config["bootmode"]] if self.config.get("bootmode") else ["init"]
         self._bcu(program, *init, what="init")

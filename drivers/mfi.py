@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError, HostAddress, join_host, split_host
+from pdumqtt.drivers import DriverError, HostAddress, NoSuchOutlet, join_host, split_host
 from pdumqtt.drivers.acme import SshCommandDriver, ssh_options
 
 FACTORY_LOGIN = "ubnt"  # user and password of an mPower as it leaves the factory
@@ -39,7 +39,7 @@ class MfiSsh(SshCommandDriver):
 
     def _relay(self, port: int) -> str:
         if not 1 <= port <= self.config["outlets"]:
-            raise DriverError(f"outlet {port} does not exist: the mPower has {self.config['outlets']}")
+            raise NoSuchOutlet(f"outlet {port} does not exist: the mPower has {self.config['outlets']}")
         return f"/proc/power/relay{int(port)}"
 
     def _read(self, path: str) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import requests
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import NoSuchOutlet
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 FACTORY_PASSWORD = "ubnt"
@@ -83,12 +83,12 @@ class MfiMpower(HttpDriver):
 
     def set(self, port: int, on: bool) -> None:
         if port < 1:
-            raise DriverError(f"port {port} does not exist: mPower ports count from 1")
+            raise NoSuchOutlet(f"port {port} does not exist: mPower ports count from 1")
         self._api("PUT", f"/sensors/{port}/", {"output": int(on)})
 
     def get(self, port: int) -> bool:
         if port < 1:
-            raise DriverError(f"port {port} does not exist: mPower ports count from 1")
+            raise NoSuchOutlet(f"port {port} does not exist: mPower ports count from 1")
         reply = self._api("GET", "/mfi/sensors.cgi")
         sensors = reply.get("sensors")
         self.expect(isinstance(sensors, list), "GET /mfi/sensors.cgi (sensors)", reply)

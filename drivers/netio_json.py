@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError, Reading
+from pdumqtt.drivers import NoSuchOutlet, Reading
 from pdumqtt.drivers.http_transport import HTTP_OPTIONS, HttpDriver
 
 OFF, ON, SHORT_OFF = 0, 1, 2
@@ -121,9 +121,18 @@ class NetioJsonPdudaemon(NetioJson):
                 "password": options["password"], "auth": "basic", "outputs": options["number_of_outputs"]}
         super().__init__(ours, pdu=pdu, timeout=timeout)
 
+    @classmethod
+    def ports_for(cls, options: dict[str, Any]) -> tuple[int, str] | None:
+        count = options.get("number_of_outputs", 4)
+        try:
+            return int(count), ("its number_of_outputs" if "number_of_outputs" in options
+                                else "PDUDaemon's default number_of_outputs")
+        except (TypeError, ValueError):
+            return None
+
     def _check(self, port: int) -> None:
         if not 1 <= port <= self.config["outputs"]:
-            raise DriverError(f"output {port} is out of range: number_of_outputs is {self.config['outputs']}")
+            raise NoSuchOutlet(f"output {port} is out of range: number_of_outputs is {self.config['outputs']}")
 
     def set(self, port: int, on: bool) -> Reading | None:  # type: ignore[override]
         self._check(port)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import DriverError, NoSuchOutlet
 from pdumqtt.drivers.serial_relay import SERIAL_OPTIONS, SerialDriver
 
 SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -43,7 +43,7 @@ class NumatoUsb(SerialDriver):
     def _command(self, port: int, verb: str) -> str:
         relays = self.config["relays"]
         if not 1 <= port <= relays:
-            raise DriverError(f"relay {port} does not exist: the module has {relays}")
+            raise NoSuchOutlet(f"relay {port} does not exist: the module has {relays}")
         sent = f"relay {verb} {relay_id(port - 1, relays)}"
         raw = self.link.exchange(sent.encode() + b"\r", until=b">", what=f"relay {verb} {port}")
         text = raw.decode("ascii", errors="replace")

@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import NoSuchOutlet
 from pdumqtt.drivers.http_transport import ADDRESS_OPTIONS, HttpDriver
 
 SOCKET_OUTPUTS = 6
@@ -80,4 +80,4 @@ class TinycontrolTcpdu(_Basic):
 
     def _check(self, port: int) -> None:
         if port < 1:
-            raise DriverError(f"port {port} does not exist: tcPDU outputs count from 1")
+            raise NoSuchOutlet(f"port {port} does not exist: tcPDU outputs count from 1")

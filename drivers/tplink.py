@@ -26,10 +26,11 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, Reading, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, NoSuchOutlet, Reading, split_host
 
 DEFAULT_PORT = 9999
 FIRST_KEY = 171
+STRIP_OUTLETS = 6  # an HS300, the largest Kasa strip
 MAX_REPLY = 1 << 20  # sysinfo is a few kB; a length beyond this is not the legacy protocol
 NEWER_FIRMWARE = ("Kasa firmware from about 2023 on (KLAP/TPAP) no longer speaks the legacy port-9999 "
                   "protocol: if the plug has such firmware, drive it with python-kasa")
@@ -74,6 +75,13 @@ class Kasa(Driver):
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         super().__init__(options, pdu=pdu, timeout=timeout)
         self._sysinfo: dict[str, Any] | None = None
+
+    @classmethod
+    def ports_for(cls, options: dict[str, Any]) -> tuple[int, str] | None:
+        outlets = options.get("outlets")
+        if isinstance(outlets, list) and outlets:
+            return len(outlets), "one for each alias in outlets"
+        return None
 
     def _where(self) -> str:
         host, port = split_host(self.config["host"], DEFAULT_PORT)
@@ -158,7 +166,7 @@ class Kasa(Driver):
         names = self.config.get("outlets")
         if names:
             if port > len(names):
-                raise DriverError(f"outlet {port} is not in the outlets list ({len(names)} aliases)")
+                raise NoSuchOutlet(f"outlet {port} is not in the outlets list ({len(names)} aliases)")
             for child in children:
                 if child.get("alias") == names[port - 1]:
                     return child
@@ -166,10 +174,10 @@ class Kasa(Driver):
             raise DriverError(f"{self._where()} has no child named {names[port - 1]!r} (it has {have})")
         if not children:
             if port != 1:
-                raise DriverError(f"outlet {port} does not exist: {self._where()} is a plug with one outlet")
+                raise NoSuchOutlet(f"outlet {port} does not exist: {self._where()} is a plug with one outlet")
             return None
         if port > len(children):
-            raise DriverError(f"outlet {port} does not exist: {self._where()} has {len(children)}")
+            raise NoSuchOutlet(f"outlet {port} does not exist: {self._where()} has {len(children)}")
         return children[port - 1]
 
     @staticmethod
@@ -228,6 +236,12 @@ class TPLink(Kasa):
 
     native_driver = "kasa"
     options: ClassVar[dict[Any, Any]] = {vol.Optional("host"): HostAddress(DEFAULT_PORT)}
+
+    @classmethod
+    def ports_for(cls, options: dict[str, Any]) -> tuple[int, str] | None:
+        # PDUDaemon's tplink only switches a strip's children; the strip says how many it has
+        return STRIP_OUTLETS, ("as many as an HS300, the largest Kasa strip (a KP303 has 3, a KP400 2): set your "
+                               "strip's count; outlets it lacks are refused, and the probe skips them")
 
     def __init__(self, options: dict[str, Any], *, pdu: str = "", timeout: float = 10.0) -> None:
         super().__init__({"host": pdu, **options}, pdu=pdu, timeout=timeout)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import DriverError, NoSuchOutlet
 from pdumqtt.drivers.usb_device import PyUsbDriver, serial_or_empty, serial_text
 
 VENDOR, PRODUCT = 0x16C0, 0x05DF
@@ -23,6 +23,7 @@ OUT, IN = 0x20, 0xA0  # class request to the device
 SET_REPORT, GET_REPORT = 0x09, 0x01
 FEATURE_REPORT_0 = 0x0300  # report type 3 (feature) << 8 | report id 0
 CLOSE, OPEN = 0xFF, 0xFD
+MAX_RELAYS = 8  # USBRelay1 to USBRelay8
 
 
 class VusbRelay(PyUsbDriver):
@@ -57,7 +58,7 @@ class VusbRelay(PyUsbDriver):
     def _relay_board(self, util: Any, device: Any, port: int) -> None:
         relays = self._relays(util, device)
         if not 1 <= port <= relays:
-            raise DriverError(f"relay {port} does not exist: the board has relays 1 to {relays}")
+            raise NoSuchOutlet(f"relay {port} does not exist: the board has relays 1 to {relays}")
 
     def set(self, port: int, on: bool) -> None:
         closed = on != self.config["invert"]
@@ -88,3 +89,9 @@ class VUSBHID(VusbRelay):
         vol.Optional("serial", default=""): serial_or_empty,
         vol.Optional("invert", default=False): vol.Boolean(),
     }
+
+    @classmethod
+    def ports_for(cls, options: dict[str, Any]) -> tuple[int, str] | None:
+        return MAX_RELAYS, (f"as many as a USBRelay{MAX_RELAYS}, the largest board (its USB product string, "
+                            "USBRelay<n>, gives its count): set it; relays it lacks are refused, and the probe "
+                            "skips them")

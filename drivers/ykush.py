@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import voluptuous as vol
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import DriverError, NoSuchOutlet
 from pdumqtt.drivers.usb_device import HidDriver, serial_or_empty, serial_text
 
 VENDOR = 0x04D8
@@ -69,7 +69,7 @@ class Ykush(HidDriver):
 
     def _check(self, port: int) -> None:
         if not 1 <= port <= self._ports():
-            raise DriverError(f"port {port} does not exist: the {self.hub.name} has ports 1 to {self._ports()}"
+            raise NoSuchOutlet(f"port {port} does not exist: the {self.hub.name} has ports 1 to {self._ports()}"
                               if self._ports() > 1 else f"port {port} does not exist: the {self.hub.name} has port 1")
 
     def set(self, port: int, on: bool) -> None:

@@ -8,8 +8,11 @@ which is also the device's host name, to ``{driver: ..., options}``) and ``alias
 - a PDU keeps its name and options; its driver name is used as is when a driver of that
   name is installed (drivers register PDUDaemon's names for this), else it is left out
   with a note; ``retries`` (PDUDaemon counts every try) and ``retrydelay`` are mapped;
-- PDUDaemon takes any port number, so a PDU gets a port count that covers every port of
-  its kind (the driver class's ``fixed_ports``, else :data:`DEFAULT_PORTS`, raised to cover its aliases);
+- PDUDaemon takes any port number, so a PDU gets a port count: its ``port_count`` (consumed
+  here, unless the driver takes it as an option, as Tasmota's does), else the driver class's
+  ``fixed_ports``, else what its :meth:`~pdumqtt.drivers.Driver.ports_for` says these options
+  imply (a Kasa strip's, a USB hub's usual count), else :data:`DEFAULT_PORTS`; raised to cover
+  its aliases. The comment above the PDU says which, and why;
 - ``localcmdline``'s ``cmd_on``/``cmd_off`` strings, with ``%s`` for the port, become
   argument lists with ``{port}`` in place of ``%s``, run without a shell. A string that
   uses the shell (redirections, pipes, ``$``...) keeps it: it runs as
@@ -26,6 +29,7 @@ import json
 import logging
 import re
 import shlex
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,15 +138,27 @@ def _shell_script(text: str) -> str:
     return "".join(out)
 
 
+def _count(value: Any) -> int | None:
+    """A port_count as PDUDaemon reads it (``int(value)``): a whole number from 1, or a string of one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def _ports_of(pdudaemon_driver: str, driver: str | None, options: dict[str, Any],
               alias_ports: list[int]) -> tuple[int, str]:
-    count = options.get("port_count")
-    fixed = registry.load(driver).fixed_ports if driver else None
-    first = registry.load(driver).first_port if driver else 1
-    if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+    cls = registry.load(driver) if driver else None
+    first = cls.first_port if cls else 1
+    count = _count(options.get("port_count"))
+    implied = cls.ports_for(options) if cls else None
+    if count:
         why = "from its port_count"
-    elif fixed:
-        count, why = fixed, f"the outlets of a {pdudaemon_driver}"
+    elif cls and cls.fixed_ports:
+        count, why = cls.fixed_ports, f"the outlets of a {pdudaemon_driver}"
+    elif implied:
+        count, why = implied
     else:
         count, why = DEFAULT_PORTS, (f"PDUDaemon accepts any port number: {DEFAULT_PORTS} covers the largest "
                                      "common PDUs; set this PDU's real outlet count or name its ports")
@@ -188,6 +204,8 @@ def _convert_pdu(name: str, raw: dict[str, Any], alias_ports: list[int]) -> tupl
             raise Unmappable(f"no pdumqtt driver for PDUDaemon's {pdudaemon_driver!r} is installed "
                              "(see `pdumqtt drivers`)")
         out["driver"] = driver
+        if "port_count" in options and "port_count" not in {str(k) for k in registry.load(driver).options}:
+            options.pop("port_count")  # PDUDaemon's drivers ignore it but Tasmota's; here it is the port count
     count, why = _ports_of(pdudaemon_driver, driver, raw, alias_ports)
     out["ports"] = count
     notes.insert(0, f"ports: {count}, {why}")
@@ -300,7 +318,8 @@ def to_yaml(conversion: Conversion, source: str) -> str:
     lines += _block({"pdudaemon": conversion.config["pdudaemon"]}, "")
     lines.append("pdus:" if conversion.config["pdus"] or conversion.skipped else "pdus: {}")
     for name, pdu in conversion.config["pdus"].items():
-        lines += _comment("\n".join(conversion.pdu_notes.get(name, [])), "  ")
+        notes = [textwrap.fill(note, 96, subsequent_indent="  ") for note in conversion.pdu_notes.get(name, [])]
+        lines += _comment("\n".join(notes), "  ")
         lines += _block({name: pdu}, "  ")
     for name, (why, options) in conversion.skipped.items():
         lines += _comment(f"NOT CONVERTED: {why}\n{json.dumps({name: options})}", "  ")

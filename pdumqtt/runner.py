@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from pdumqtt.commands import Command
 from pdumqtt.config import Config, PduConfig
-from pdumqtt.drivers import Driver, DriverError, Reading
+from pdumqtt.drivers import Driver, DriverError, NoSuchOutlet, Reading
 from pdumqtt.journal import CYCLING, Journal, Resume
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,10 @@ def answer_within(config: Config, command: Command) -> float:
 
 class CallFailed(Exception):
     """A driver call failed after every try; the message is the ack's error."""
+
+
+class OutletMissing(CallFailed):
+    """The device answered that it has no such outlet (:class:`NoSuchOutlet`): the PDU stays online."""
 
 
 class _CallTimeout(Exception):
@@ -176,10 +180,10 @@ class _MeterRound:
     def pending(self) -> bool:
         return bool(self._queue)
 
-    def start(self) -> None:
+    def start(self, absent: set[int] | frozenset[int] = frozenset()) -> None:
         self._failures = {}
         if self.outlets:
-            self._queue.extend(self.pdu.ports.items())
+            self._queue.extend(item for item in self.pdu.ports.items() if item[1] not in absent)
         if self.totals:
             self._queue.append((None, None))
 
@@ -225,6 +229,7 @@ class PduWorker:
         self._cycling: dict[int, _Cycle] = {}  # port number -> the cycle under way there
         self._known: dict[int, bool] = {}
         self._names_read = False
+        self._absent: set[int] = set()  # ports the device said it lacks: the probe skips them
         self._probe_due = False  # a probe is on the timers: never start a second chain
         self._probe_at = 0.0  # when it is due (monotonic)
         self._driver: Driver | None = None
@@ -446,7 +451,14 @@ class PduWorker:
         try:
             if self._build_driver().can_read:
                 for name, number in self.pdu.ports.items():
-                    on = self._call("get", number, tries=1)
+                    if number in self._absent:
+                        continue
+                    try:
+                        on = self._call("get", number, tries=1)
+                    except OutletMissing as e:  # a config with more ports than the device: not a fault of it
+                        self._absent.add(number)
+                        log.warning("pdu %s: port %s left out of probes and meter reads: %s", self.pdu.name, name, e)
+                        continue
                     if self._known.get(number) != on:
                         self._confirm(name, number, on)
                 if not self._names_read:
@@ -478,7 +490,7 @@ class PduWorker:
         if self.online is False:  # the probe brings it back; reads would only time out
             self._schedule(self.pdu.meter_interval, self._meter_due)
             return
-        self._meter.start()
+        self._meter.start(self._absent)
         self._idle.append(self._meter_step)
 
     def _meter_step(self) -> None:
@@ -511,6 +523,8 @@ class PduWorker:
         names = {}
         try:
             for name, number in self.pdu.ports.items():
+                if number in self._absent:
+                    continue
                 device_name = self._call("outlet_name", number, tries=1)
                 if device_name:
                     names[name] = str(device_name)
@@ -539,6 +553,9 @@ class PduWorker:
                 result = self._call_once(method, args)
                 self._set_online(True)
                 return result
+            except NoSuchOutlet as e:  # the device answered: no retry, and the PDU is there
+                self._set_online(True)
+                raise OutletMissing(str(e)) from None
             except DriverError as e:
                 reason = str(e) or type(e).__name__
             except _CallTimeout:

@@ -48,12 +48,11 @@ if location not in hubs:
 if state.get("denied"):
     finish(1, f"Can't do control transfers on hub {location}: permission denied, run as root or add udev rules")
 n = int(port)
-if not 1 <= n <= len(hubs[location]):
-    finish(1, f"Invalid port {n}")
 before = status(location, n)
 if action is None:
     finish(0, before)
-state["hubs"][location][n - 1] = action == "on"
+if 1 <= n <= len(hubs[location]):  # as uhubctl does: a port past the hub's count is left alone, status 0
+    state["hubs"][location][n - 1] = action == "on"
 finish(0, before + f"\nSent power {action} request\nNew status for hub {location}\n" + status(location, n))
 '''
 

@@ -117,7 +117,7 @@ def test_pdudaemon_conf_converts(tmp_path: Path) -> None:
     done = run_cli("migrate", str(conf))
     assert done.returncode == 0, done.stderr
     converted = yaml.safe_load(done.stdout)
-    assert converted["pdus"]["conrad"] == {"driver": "conrad197720", "ports": 48, "retries": 0,
+    assert converted["pdus"]["conrad"] == {"driver": "conrad197720", "ports": 8, "retries": 0,
                                            "device": "/dev/ttyUSB1"}
     assert converted["aliases"] == {"dut0": {"pdu": "conrad", "port": "0"}}
 

@@ -138,7 +138,7 @@ def test_pdudaemon_conf_converts(tmp_path: Path) -> None:
     done = run_cli("migrate", str(conf))
     assert done.returncode == 0, done.stderr
     pdus = yaml.safe_load(done.stdout)["pdus"]
-    assert pdus["hub"] == {"driver": "uhubctl", "ports": 48, "location": "1-1.4"}
+    assert pdus["hub"] == {"driver": "uhubctl", "ports": 7, "location": "1-1.4"}
     assert pdus["imx"] == {"driver": "bcu", "ports": 1, "id": "3-7.1", "board": "imx8mpevk",
                            "reset_gpio_active_low": "1"}
 

@@ -150,7 +150,7 @@ def test_pdudaemon_conf_converts(tmp_path: Path) -> None:
     pdus = yaml.safe_load(done.stdout)["pdus"]
     assert pdus["energenie"] == {"driver": "EG-PMS", "ports": 4, "device": "aa:bb:cc:dd:ee"}
     assert pdus["eg-pm2"]["driver"] == "EG-PM2"
-    assert pdus["relays"] == {"driver": "vusbhid", "ports": 48, "serial": "R2D2X", "invert": True}
+    assert pdus["relays"] == {"driver": "vusbhid", "ports": 8, "serial": "R2D2X", "invert": True}
 
 
 def test_pdudaemon_conf_runs(daemon, bus) -> None:
