@@ -5,9 +5,9 @@ runner and the MQTT bridge and passes everything on unchanged):
 
 - ``Metrics``: a prometheus-client registry of the daemon's own (commands by PDU, action
   and result; driver call latency; queue depth; retries; timeouts; availability; broker
-  connection; process figures), served at ``/metrics``;
-- ``StatusFeed``: the current state of every outlet, availability and last ack, pushed to
-  the status page as server-sent events at ``/events``;
+  connection; the last meter readings of outlets and PDUs; process figures), served at ``/metrics``;
+- ``StatusFeed``: the current state of every outlet, availability, last ack and readings,
+  pushed to the status page as server-sent events at ``/events``;
 - ``MonitorServer``: the HTTP server. The page at ``/`` posts ``on``/``off``/``cycle`` to
   ``/api/outlet/<pdu>/<port>/<action>``, which goes through the same queues as MQTT and
   answers with the ack.
@@ -42,6 +42,10 @@ MAX_EVENT_CLIENTS = 32  # each live page holds one connection and one thread
 MAX_CONNECTIONS = 64  # of every kind together, event streams included
 HEARTBEAT = 15.0  # seconds between SSE comments, so proxies and browsers keep the stream open
 PAGE_ACTIONS = ("on", "off", "cycle")
+# Each reading kind's metric name (after pdumqtt_outlet_ / pdumqtt_pdu_), in Prometheus' unit words.
+READING_METRICS = {"power": ("power_watts", "Active power in W"), "current": ("current_amperes", "Current in A"),
+                   "voltage": ("voltage_volts", "Voltage in V"),
+                   "energy": ("energy_kwh", "Energy in kWh as the device counts it")}
 
 
 class MonitorError(Exception):
@@ -77,6 +81,13 @@ class Metrics:
         self.broker_connections = Counter("pdumqtt_broker_connections",
                                           "Connections made to the broker (reconnects are this minus one)",
                                           registry=r)
+        # the last meter reading of each kind (meter_interval), as the device gave it
+        self.outlet_readings = {kind: Gauge(f"pdumqtt_outlet_{name}", f"{what}, by outlet (last meter read)",
+                                            ["pdu", "port"], registry=r)
+                                for kind, (name, what) in READING_METRICS.items()}
+        self.pdu_readings = {kind: Gauge(f"pdumqtt_pdu_{name}", f"{what} of the whole PDU (last meter read)",
+                                         ["pdu"], registry=r)
+                             for kind, (name, what) in READING_METRICS.items()}
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -89,6 +100,14 @@ class Metrics:
 
     def retry(self, pdu: str) -> None:
         self.retries.labels(pdu).inc()
+
+    def readings(self, pdu: str, port: str | None, values: dict[str, float]) -> None:
+        for kind, value in values.items():
+            if kind in READING_METRICS:
+                if port is None:
+                    self.pdu_readings[kind].labels(pdu).set(value)
+                else:
+                    self.outlet_readings[kind].labels(pdu, port).set(value)
 
 
 class StatusFeed:
@@ -191,6 +210,8 @@ class Observer:
 
     def readings(self, pdu: str, port: str | None, values: dict[str, float]) -> None:
         self.publisher.readings(pdu, port, values)
+        if self.metrics is not None:
+            self.metrics.readings(pdu, port, values)
         if self.feed is not None:
             self.feed.readings(pdu, port, values)
 

@@ -205,7 +205,9 @@ def _convert_pdu(name: str, raw: dict[str, Any], alias_ports: list[int]) -> tupl
                              "(see `pdumqtt drivers`)")
         out["driver"] = driver
         if "port_count" in options and "port_count" not in {str(k) for k in registry.load(driver).options}:
-            options.pop("port_count")  # PDUDaemon's drivers ignore it but Tasmota's; here it is the port count
+            count = options.pop("port_count")  # PDUDaemon's drivers but Tasmota's ignore it; here it is the count
+            if _count(count) is None:
+                notes.append(f"port_count {count!r} left out: expected a whole number from 1")
     count, why = _ports_of(pdudaemon_driver, driver, raw, alias_ports)
     out["ports"] = count
     notes.insert(0, f"ports: {count}, {why}")

@@ -85,6 +85,7 @@ def test_aliases_still_raise_the_count() -> None:
 def test_a_bad_port_count_falls_back_to_the_drivers_count() -> None:
     pdu, notes = converted("uhubctl", location="1-1", port_count="many")
     assert pdu["ports"] == 7 and "port_count" not in pdu
+    assert "port_count 'many' left out: expected a whole number from 1" in notes
 
 
 # --- drivers say an outlet is missing ---------------------------------------------------------
@@ -92,7 +93,7 @@ def test_a_bad_port_count_falls_back_to_the_drivers_count() -> None:
 
 def test_kasa_strip_lacks_outlet_4() -> None:
     with KasaSimulator({"children": 3}) as sim:
-        with pytest.raises(NoSuchOutlet, match="outlet 4 does not exist: .* has 3"):
+        with pytest.raises(NoSuchOutlet, match=r"outlet 4 does not exist: .* has 3"):
             make("tplink", host=sim.address).get(4)
 
 
@@ -125,7 +126,7 @@ def test_conrad_chain_lacks_port_8() -> None:
         relays = make("conrad197720", device=sim.address)
         try:
             assert relays.get(7) is False
-            with pytest.raises(NoSuchOutlet, match="port 8 does not exist: 1 card on .* have ports 0 to 7"):
+            with pytest.raises(NoSuchOutlet, match=r"port 8 does not exist: 1 card on .* have ports 0 to 7"):
                 relays.get(8)
         finally:
             relays.close()

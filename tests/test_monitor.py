@@ -163,7 +163,8 @@ def test_status_page_in_a_real_browser(monitored, probe, unique):
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not shutil.which(chromium):
         pytest.fail("chromium is not installed: apt-get install chromium (scripts/setup does it)")
-    _, address = monitored(status_page=True, lab={"driver": "sim", "ports": ["dut1", "dut2"]})
+    _, address = monitored(status_page=True, lab={"driver": "sim", "ports": ["dut1", "dut2"], "meter_interval": 0.2,
+                                                  "loads": {1: 40}})
     lab = f"{unique}-lab"
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=[
@@ -178,6 +179,12 @@ def test_status_page_in_a_real_browser(monitored, probe, unique):
             row.locator("td.state.ON").wait_for(timeout=10_000)
             assert "on ok" in row.locator("td.ack").inner_text(timeout=10_000)
             assert sim.device(lab).outlets[1] is True
+            # the meter's readings, the outlet's in its row and the PDU's over the table
+            wait_until(lambda: "40 W" in row.locator("td.readings").inner_text(), 10, "the outlet's 40 W")
+            meter = row.locator("td.readings").inner_text()
+            assert "230 V" in meter and " A · " in meter and "kWh" in meter
+            totals = page.locator(f'section[data-pdu="{lab}"] .totals')
+            wait_until(lambda: totals.count() == 1 and "40 W" in totals.inner_text(), 10, "the PDU's 40 W")
             # a switch over MQTT shows up live too
             row2 = page.locator(f'tr[data-pdu="{lab}"][data-port="dut2"]')
             assert probe.request(f"pdu/{lab}/dut2/set", "ON")["status"] == "ok"
@@ -231,3 +238,40 @@ def test_a_flood_of_connections_is_capped_and_the_page_still_answers(monitored):
         for s in held:
             s.close()
     wait_until(lambda: _get(address, "/metrics")[0] == 200, 10, "the server to answer again")
+
+
+def test_readings_are_gauges_and_status_events(monitored, probe, unique):
+    _, address = monitored(status_page=True, lab={"driver": "sim", "ports": ["dut1", "dut2"], "meter_interval": 0.1,
+                                                  "loads": {1: 40}})
+    lab = f"{unique}-lab"
+    events = _Events(address)
+    try:
+        assert probe.request(f"pdu/{lab}/dut1/set", "ON")["status"] == "ok"
+        events.until(lambda kind, d: kind == "readings" and d["port"] == "dut1" and d["readings"]["power"] == 40)
+        events.until(lambda kind, d: kind == "readings" and d["port"] is None and d["readings"]["power"] == 40)
+    finally:
+        events.close()
+
+    def metrics() -> str:
+        return _get(address, "/metrics")[1]
+
+    def power() -> float | None:
+        return _sample(metrics(), "pdumqtt_pdu_power_watts", pdu=lab)
+    wait_until(lambda: power() == 40, 10, "the PDU's 40 W in the metrics")
+    text = metrics()
+    assert _sample(text, "pdumqtt_outlet_power_watts", pdu=lab, port="dut1") == 40
+    assert _sample(text, "pdumqtt_outlet_power_watts", pdu=lab, port="dut2") == 0
+    assert _sample(text, "pdumqtt_outlet_voltage_volts", pdu=lab, port="dut1") == 230
+    assert _sample(text, "pdumqtt_outlet_current_amperes", pdu=lab, port="dut1") == pytest.approx(40 / 230)
+    energy = _sample(text, "pdumqtt_outlet_energy_kwh", pdu=lab, port="dut1")
+    assert energy is not None and energy >= 0
+    assert _sample(text, "pdumqtt_pdu_voltage_volts", pdu=lab) == 230
+    assert "# TYPE pdumqtt_outlet_power_watts gauge" in text
+    # the page's snapshot carries the last readings too
+    events = _Events(address)
+    try:
+        kind, snapshot = events.next()
+        assert kind == "snapshot" and snapshot[lab]["ports"]["dut1"]["readings"]["voltage"] == 230
+        assert snapshot[lab]["readings"]["power"] == 40
+    finally:
+        events.close()
