@@ -12,6 +12,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from pdumqtt import topics
 from pdumqtt.drivers import READING_UNITS
 
 
@@ -125,20 +126,24 @@ def status(options: BrokerOptions, timeout: float) -> dict[str, Any]:
     result: dict[str, Any] = {"bridge": None, "info": None, "availability": {}, "states": {},
                               "readings": {}, "totals": {}}
     for m in messages:
-        levels = m.topic[len(base) + 1:].split("/")
+        published = topics.parse(base, m.topic)
+        if published is None:
+            continue
         text = m.payload.decode(errors="replace")
-        if levels == ["bridge", "state"]:
+        pdu, port = published.pdu, published.port
+        if published.kind == topics.BRIDGE_STATE:
             result["bridge"] = text
-        elif levels == ["bridge", "info"]:
+        elif published.kind == topics.BRIDGE_INFO:
             result["info"] = json.loads(text) if text else None
-        elif len(levels) == 2 and levels[1] == "availability":
-            result["availability"][levels[0]] = text
-        elif len(levels) == 2 and levels[1] in READING_UNITS and _is_number(text):
-            result["totals"].setdefault(levels[0], {})[levels[1]] = float(text)
-        elif len(levels) == 3 and levels[0] != "alias" and levels[2] == "state":
-            result["states"][(levels[0], levels[1])] = text
-        elif len(levels) == 3 and levels[0] != "alias" and levels[2] in READING_UNITS and _is_number(text):
-            result["readings"].setdefault((levels[0], levels[1]), {})[levels[2]] = float(text)
+        elif published.kind == topics.AVAILABILITY:
+            result["availability"][pdu] = text
+        elif published.kind == topics.STATE:
+            result["states"][(pdu, port)] = text
+        elif published.kind == topics.READING and _is_number(text):
+            if port is None:
+                result["totals"].setdefault(pdu, {})[published.quantity] = float(text)
+            else:
+                result["readings"].setdefault((pdu, port), {})[published.quantity] = float(text)
     return result
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from pdumqtt import topics
 from pdumqtt.client import BrokerOptions, NoAnswer
 
 
@@ -40,14 +41,14 @@ class Fleet:
 
     def apply(self, topic: str, payload: bytes) -> dict[str, Any] | None:
         """Take one message in; return the change it made as an event, or None."""
-        if not topic.startswith(self.base + "/"):
+        published = topics.parse(self.base, topic)
+        if published is None:
             return None
-        levels = topic[len(self.base) + 1:].split("/")
         text = payload.decode(errors="replace")
-        if levels == ["bridge", "state"]:
+        if published.kind == topics.BRIDGE_STATE:
             self.bridge = text or "?"
             return {"event": "bridge", "state": self.bridge}
-        if levels == ["bridge", "info"]:
+        if published.kind == topics.BRIDGE_INFO:
             try:
                 info = json.loads(text) if text else {}
             except ValueError:
@@ -56,23 +57,26 @@ class Fleet:
             self.ports = {name: [str(p) for p in pdu.get("ports", [])]
                           for name, pdu in (info.get("pdus") or {}).items()}
             return {"event": "info", "pdus": sorted(self.ports)}
-        if levels[0] in ("alias", "bridge") or (self.only_pdu and levels[0] != self.only_pdu):
+        pdu, port = published.pdu, published.port
+        if pdu is None or (self.only_pdu and pdu != self.only_pdu):
             return None
-        if len(levels) == 2 and levels[1] == "availability":
-            self.availability[levels[0]] = text
-            return {"event": "availability", "pdu": levels[0], "availability": text}
-        if len(levels) == 3 and levels[2] == "state":
-            self.outlets.setdefault((levels[0], levels[1]), Outlet()).state = text
-            return {"event": "state", "pdu": levels[0], "port": levels[1], "state": text}
-        if len(levels) == 3 and levels[2] == "ack":
+        if published.kind == topics.AVAILABILITY:
+            self.availability[pdu] = text
+            return {"event": "availability", "pdu": pdu, "availability": text}
+        if port is None:
+            return None
+        if published.kind == topics.STATE:
+            self.outlets.setdefault((pdu, port), Outlet()).state = text
+            return {"event": "state", "pdu": pdu, "port": port, "state": text}
+        if published.kind == topics.ACK:
             try:
                 ack = json.loads(text)
             except ValueError:
                 return None
             if not isinstance(ack, dict):
                 return None
-            self.outlets.setdefault((levels[0], levels[1]), Outlet()).last_ack = ack
-            return {"event": "ack", "pdu": levels[0], "port": levels[1], "ack": ack}
+            self.outlets.setdefault((pdu, port), Outlet()).last_ack = ack
+            return {"event": "ack", "pdu": pdu, "port": port, "ack": ack}
         return None
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
