@@ -195,6 +195,7 @@ def _convert_pdu(name: str, raw: dict[str, Any], alias_ports: list[int]) -> tupl
             else:
                 out[key] = ["true"]
                 notes.append(f"no {key} in PDUDaemon's config, where it did nothing: 'true' does nothing too")
+        options.pop("port_count", None)  # the port count, below
         if options:
             notes.append(f"left out (localcmdline takes cmd_on and cmd_off only): {', '.join(sorted(options))}")
             options = {}

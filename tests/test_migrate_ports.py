@@ -69,6 +69,7 @@ def test_port_count_is_the_pdus_port_count_not_a_driver_option(driver: str, opti
                                                                count: Any) -> None:
     pdu, notes = converted(driver, port_count=count, **options)
     assert pdu["ports"] == 4 and "port_count" not in pdu and notes[0] == "ports: 4, from its port_count"
+    assert not any("port_count" in note for note in notes[1:])
 
 
 def test_tasmota_keeps_port_count_as_its_option() -> None:
