@@ -765,7 +765,11 @@ class Runner:
         now = time.monotonic()
         for command, reason in refused:
             self.publisher.ack(command, None, reason, now)
-        log.info("pdu %s: %s", name, "removed" if pdu is None else "restarted with its new configuration")
+        if pdu is None:
+            log.info("pdu %s: removed", name)
+        else:
+            log.info("pdu %s: restarted with its new configuration, %d queued commands handed over", name,
+                     len(commands) - len(refused))
 
     def stop(self, timeout: float = 5.0) -> None:
         with self._lock:
