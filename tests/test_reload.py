@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from support import Broker, Probe, run_cli, wait_until, write_config
+from support import Broker, Probe, free_port, run_cli, wait_until, write_config
 
 from pdumqtt.config import load_config_data
 from pdumqtt.reload import plan
@@ -258,3 +258,25 @@ def test_sighup_and_pdumqtt_reload(daemon_process: Any, probe: Probe, broker: Br
     assert not pid_file.exists()
     gone = run_cli("reload", "-c", str(path))
     assert gone.returncode == 3 and "does not exist" in gone.stderr
+
+
+def test_reload_with_metrics_and_the_status_page(daemon: Any, probe: Probe, unique: str, tmp_path: Path) -> None:
+    from test_monitor import _get, _post, _sample
+
+    u, old, new = unique, f"{unique}old", f"{unique}new"
+    config = _config(u, {old: _sim()}, http={"listen": f"127.0.0.1:{free_port()}", "status_page": True})
+    d = daemon(config)
+    address = d.monitor.address
+    probe.subscribe(f"{u}/+/availability")
+    probe.wait_for(f"{u}/{old}/availability", lambda m: m.payload == b"online")
+    assert _sample(_get(address, "/metrics")[1], "pdumqtt_pdu_online", pdu=old) == 1
+    config["pdus"] = {new: _sim(ports=["dut1"])}
+    assert _reload(d, tmp_path, config).ok
+    status, ack = _post(address, f"/api/outlet/{new}/dut1/on")  # the page takes the new PDU's commands
+    assert status == 200 and ack["status"] == "ok"
+    wait_until(lambda: old not in d.feed.snapshot(), 10, "the removed PDU to leave the status page")
+    assert set(d.feed.snapshot()[new]["ports"]) == {"dut1"}
+    metrics = _get(address, "/metrics")[1]
+    assert _sample(metrics, "pdumqtt_queue_depth", pdu=new) == 0
+    assert _sample(metrics, "pdumqtt_pdu_online", pdu=old) is None
+    assert _post(address, f"/api/outlet/{old}/1/on")[0] == 404
