@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pdumqtt import __version__
 from pdumqtt.commands import BadCommand, Command, ack_payload, parse, quote, response_topic_problem
-from pdumqtt.config import Config
+from pdumqtt.config import Config, PduConfig
 from pdumqtt.journal import Journal
-from pdumqtt.readings import Deadband
+from pdumqtt.readings import KINDS, Deadband
 from pdumqtt.readings import payload as reading_payload
 
 log = logging.getLogger(__name__)
@@ -189,9 +189,8 @@ class MqttBridge:
         self._availability: dict[str, bool] = {}
         self._outlet_names: dict[str, dict[str, str]] = {}  # what the devices call their outlets
         self._deadband = Deadband(config)  # also the record of the readings published, said again on connect
-        self._aliases_of: dict[tuple[str, str], list[str]] = {}
-        for alias in config.aliases.values():
-            self._aliases_of.setdefault((alias.pdu, alias.port), []).append(alias.name)
+        self._aliases_of = _aliases_of(config)
+        self._to_clear: set[str] = set()  # retained topics to empty once connected (a reload removed them)
         self.client = self._make_client()
 
     # --- connection ------------------------------------------------------------------
@@ -284,6 +283,9 @@ class MqttBridge:
             client.subscribe([(f"{self.base}/+/+/set", 1), (f"{self.base}/+/+/get", 1)])
         self._send_online()
         self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
+        cleared, self._to_clear = self._to_clear, set()
+        for topic in sorted(cleared):  # first: a PDU removed and added again says its new state after
+            self._send(topic, b"", retain=True)
         # after a broker restart the retained topics may be gone: say everything again
         for pdu, online in self._availability.items():
             self._send(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
@@ -328,6 +330,60 @@ class MqttBridge:
                      for name, pdu in self.config.pdus.items()},
             "aliases": {name: {"pdu": a.pdu, "port": a.port} for name, a in self.config.aliases.items()},
         }
+
+    # --- a reload ------------------------------------------------------------------------
+
+    def reconfigure(self, config: Config) -> None:
+        """Take commands as ``config`` says from now on (a reload). The topics of aliases that
+        went or moved are emptied; a moved alias says its new outlet's state."""
+        with self._gate:
+            old = self.config.aliases
+            self.config = config
+            self._aliases_of = _aliases_of(config)
+            self.transactions.window = config.mqtt["transaction_window"]
+            self._deadband.bands = {name: pdu.meter_deadband for name, pdu in config.pdus.items()}
+            for name, alias in old.items():
+                if config.aliases.get(name) != alias:
+                    for topic in ("state", *KINDS):
+                        self._clear(f"{self.base}/alias/{name}/{topic}")
+            for name, alias in config.aliases.items():
+                on = self._states.get((alias.pdu, alias.port))
+                if old.get(name) != alias and on is not None and self.connected.is_set():
+                    self._send(f"{self.base}/alias/{name}/state", b"ON" if on else b"OFF", retain=True)
+            if self.connected.is_set():
+                self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
+
+    def forget(self, pdu: PduConfig, ports: Iterable[str] | None = None) -> None:
+        """Empty the retained topics of a PDU a reload removed (availability, states, readings),
+        or only those of ``ports``, which a changed PDU no longer has."""
+        name, whole = pdu.name, ports is None
+        gone = set(pdu.ports if ports is None else ports)
+        outlet_kinds, pdu_kinds = _meter_kinds(pdu)
+        with self._gate:
+            topics = [f"{self.base}/{name}/{port}/{kind}" for port in gone for kind in ("state", *outlet_kinds)]
+            for port, kind in self._deadband.forget(name, None if whole else gone):
+                topics.append(f"{self.base}/{name}/{kind}" if port is None else f"{self.base}/{name}/{port}/{kind}")
+            for port in gone:
+                self._states.pop((name, port), None)
+            names = self._outlet_names.get(name, {})
+            for port in gone:
+                names.pop(port, None)
+            if whole:
+                self._availability.pop(name, None)
+                self._outlet_names.pop(name, None)
+                topics += [f"{self.base}/{name}/availability", *(f"{self.base}/{name}/{k}" for k in pdu_kinds)]
+            for topic in dict.fromkeys(topics):
+                self._clear(topic)
+            if self.connected.is_set():
+                self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
+        log.info("pdu %s: %s retained topics emptied", name, "its" if whole else f"{len(gone)} ports'")
+
+    def _clear(self, topic: str) -> None:
+        """Empty a retained topic (under the gate): now, or once connected."""
+        if self.connected.is_set():
+            self._send(topic, b"", retain=True)
+        else:
+            self._to_clear.add(topic)
 
     # --- in: message, parse, hand over ---------------------------------------------------
 
@@ -477,6 +533,22 @@ class MqttBridge:
                 log.info("cannot answer on response topic %s", quote(command.response_topic))
         if self.journal is not None:
             self.journal.ack_sent(command, published)
+
+
+def _aliases_of(config: Config) -> dict[tuple[str, str], list[str]]:
+    aliases: dict[tuple[str, str], list[str]] = {}
+    for alias in config.aliases.values():
+        aliases.setdefault((alias.pdu, alias.port), []).append(alias.name)
+    return aliases
+
+
+def _meter_kinds(pdu: PduConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The reading topics a PDU publishes, per outlet and for the unit: none unless it meters."""
+    driver = pdu.driver_class
+    if not pdu.meter_interval or not getattr(driver, "can_meter", False):
+        return (), ()
+    outlet, total = driver.readings(pdu.options)
+    return tuple(k for k in outlet if k in KINDS), tuple(k for k in total if k in KINDS)
 
 
 def _meter_info(pdu: Any) -> dict[str, Any]:

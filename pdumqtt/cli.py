@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -89,14 +90,49 @@ def daemon(config_path: str, broker: str | None, client_id: str | None, log_leve
         config = load_config(config_path)
     except ConfigError as e:
         _fail(f"{config_path}: {e}", EXIT_USAGE)
-    if client_id:
-        config.mqtt["client_id"] = client_id
     try:
-        Daemon(config, broker=_broker(broker) if broker else None).run()
+        Daemon(config, broker=_broker(broker) if broker else None,
+               mqtt_overrides={"client_id": client_id} if client_id else None).run()
     except JournalError as e:
         _fail(f"{config_path}: state_dir: {e}", EXIT_USAGE)
     except (BrokerError, ListenerError, MonitorError) as e:
         _fail(str(e), EXIT_ERROR)
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              envvar="PDUMQTT_CONFIG", help="the running daemon's config file [env PDUMQTT_CONFIG]")
+@click.option("--client-id", envvar="PDUMQTT_CLIENT_ID",
+              help="the daemon's --client-id, if it was started with one [env PDUMQTT_CLIENT_ID]")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="seconds to wait for the daemon's answer")
+def reload(config_path: str, client_id: str | None, timeout: float) -> None:
+    """Make the running daemon read its config again (SIGHUP) and say what changed.
+
+    The daemon is found by the pid file beside its journal (<state_dir>/<client_id>.pid).
+    Exit 0 when the new config is running, 2 when it was refused (the old one keeps
+    running), 3 when no daemon runs or it did not answer in time.
+    """
+    from pdumqtt.reload import ReloadError, ask, daemon_files
+
+    try:
+        config, raw = load_config(config_path), None
+    except ConfigError:  # the daemon is still to be found: it says why, and keeps the old config
+        config = None
+        try:
+            raw = read_config_file(config_path)
+        except ConfigError:
+            raw = None
+    pid_file, outcome_file = daemon_files(raw, config, client_id)
+    try:
+        outcome = ask(pid_file, outcome_file, timeout)
+    except ReloadError as e:
+        _fail(str(e), EXIT_NO_ANSWER)
+    if not outcome.ok:
+        _fail(f"{outcome.config}: {outcome.summary()}", EXIT_USAGE)
+    if outcome.config and Path(outcome.config).resolve() != Path(config_path).resolve():
+        click.echo(f"pdumqtt: note: the daemon reads {outcome.config}, not {config_path}", err=True)
+    click.echo(outcome.summary())
 
 
 @main.command()

@@ -243,7 +243,12 @@ class Config:
 
     @property
     def client_id(self) -> str:
-        return self.mqtt.get("client_id") or f"pdumqtt-{socket.gethostname()}-{self.base_topic.replace('/', '-')}"
+        return self.mqtt.get("client_id") or default_client_id(self.base_topic)
+
+
+def default_client_id(base_topic: str) -> str:
+    """The client id of a config that names none: stable per host and base topic."""
+    return f"pdumqtt-{socket.gethostname()}-{base_topic.replace('/', '-')}"
 
 
 def _path(error: vol.Invalid, prefix: list[Any]) -> str:

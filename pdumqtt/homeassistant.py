@@ -80,8 +80,7 @@ class Discovery:
         self.device_based = config.homeassistant["device_based"]
         self.node = safe_id(f"pdumqtt_{self.base.replace('/', '_')}")
         self.status_topic = f"{self.prefix}/status"
-        self.object_ids = self._object_ids()
-        self.sensor_ids = self._sensor_ids()
+        self._take(config)
         self.scan_topic = f"{self.prefix}/+/{self.node}/+/config"
         self._marker_topic = f"{self.base}/bridge/discovery-sync/{uuid.uuid4().hex}"
         self._lock = threading.Lock()
@@ -90,12 +89,25 @@ class Discovery:
         self._marker: str | None = None  # the marker we wait for, while a scan is under way
         self._done_marker = ""  # comes back once the broker has every config of the last sync
         self.synced = threading.Event()  # set once the broker holds what the last scan published
-        self._aliases: dict[tuple[str, str], list[str]] = {}
-        for alias in config.aliases.values():
-            self._aliases.setdefault((alias.pdu, alias.port), []).append(alias.name)
         client.message_callback_add(self.status_topic, self._on_status)
         client.message_callback_add(self.scan_topic, self._on_found)
         client.message_callback_add(f"{self._marker_topic}/+", self._on_marker)
+
+    def _take(self, config: Config) -> None:
+        self.config = config
+        self.object_ids = self._object_ids()
+        self.sensor_ids = self._sensor_ids()
+        aliases: dict[tuple[str, str], list[str]] = {}
+        for alias in config.aliases.values():
+            aliases.setdefault((alias.pdu, alias.port), []).append(alias.name)
+        self._aliases = aliases
+
+    def reconfigure(self, config: Config) -> None:
+        """A reload: publish the new PDUs' entities and remove those of PDUs and outlets that went
+        (the usual sync: what the broker holds under our node and the config no longer has is emptied)."""
+        self._take(config)
+        if self.client.is_connected():
+            self.refresh()
 
     # --- what we publish ---------------------------------------------------------------
 

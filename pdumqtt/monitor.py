@@ -150,19 +150,45 @@ class StatusFeed:
         for q in self._clients:
             _offer(q, event)
 
+    def reconfigure(self, config: Config) -> None:
+        """A reload: the new PDUs and ports appear at once (those that went leave with :meth:`forget`)."""
+        with self._lock:
+            for name, pdu in config.pdus.items():
+                entry = self.pdus.setdefault(name, {"availability": None, "driver": pdu.driver, "ports": {}})
+                entry["driver"] = pdu.driver
+                for port in pdu.ports:
+                    entry["ports"].setdefault(port, {"state": None, "ack": None})
+            self._push("snapshot", self.pdus)
+
+    def forget(self, pdu: str, ports: set[str] | None = None) -> None:
+        """A PDU a reload removed (or only the ``ports`` a changed one lost) leaves the page."""
+        with self._lock:
+            if ports is None:
+                self.pdus.pop(pdu, None)
+            elif pdu in self.pdus:
+                for port in ports:
+                    self.pdus[pdu]["ports"].pop(port, None)
+            self._push("snapshot", self.pdus)
+
     def state(self, pdu: str, port: str, on: bool) -> None:
         with self._lock:
+            if pdu not in self.pdus:
+                return
             outlet = self.pdus[pdu]["ports"].setdefault(port, {"state": None, "ack": None})
             outlet["state"] = "ON" if on else "OFF"
             self._push("state", {"pdu": pdu, "port": port, "state": outlet["state"]})
 
     def availability(self, pdu: str, online: bool) -> None:
         with self._lock:
+            if pdu not in self.pdus:
+                return
             self.pdus[pdu]["availability"] = "online" if online else "offline"
             self._push("availability", {"pdu": pdu, "availability": self.pdus[pdu]["availability"]})
 
     def readings(self, pdu: str, port: str | None, values: dict[str, float]) -> None:
         with self._lock:
+            if pdu not in self.pdus:
+                return
             entry = self.pdus[pdu] if port is None else self.pdus[pdu]["ports"].get(port)
             if entry is not None:
                 entry.setdefault("readings", {}).update(values)
@@ -170,7 +196,7 @@ class StatusFeed:
 
     def ack(self, pdu: str, port: str, ack: dict[str, Any]) -> None:
         with self._lock:
-            outlet = self.pdus[pdu]["ports"].get(port)
+            outlet = self.pdus[pdu]["ports"].get(port) if pdu in self.pdus else None
             if outlet is not None:
                 outlet["ack"] = ack
                 self._push("ack", {"pdu": pdu, "port": port, "ack": ack})

@@ -48,6 +48,15 @@ class Deadband:
         return out
 
 
+    def forget(self, pdu: str, ports: set[str] | None = None) -> list[tuple[str | None, str]]:
+        """Drop what was published for PDU ``pdu`` (only for ``ports``, when given): its (port, kind)s."""
+        with self._lock:
+            keys = [k for k in self.published if k[0] == pdu and (ports is None or k[1] in ports)]
+            for key in keys:
+                del self.published[key]
+        return [(port, kind) for _, port, kind in keys]
+
+
 def _beyond(old: float, new: float, absolute: float, percent: float) -> bool:
     change = abs(new - old)
     if change == 0:

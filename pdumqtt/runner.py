@@ -28,7 +28,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,7 +65,9 @@ class CallObserver(Protocol):
 def answer_within(config: Config, command: Command) -> float:
     """Longer than the runner can take to answer ``command``: a queued command runs or is
     refused within max_command_age, and then one cycle is two driver calls, each with its tries."""
-    pdu = config.pdus[command.pdu]
+    pdu = config.pdus.get(command.pdu)
+    if pdu is None:  # removed by a reload since the command was taken: its answer comes at once
+        return config.mqtt["max_command_age"] + 5
     backoff = sum(min(pdu.retry_delay * 2 ** i, MAX_RETRY_BACKOFF) for i in range(pdu.retries))
     call = (pdu.retries + 1) * pdu.timeout + backoff
     delay = pdu.cycle_delay if command.delay is None else command.delay
@@ -237,6 +239,8 @@ class PduWorker:
         self._stopping = threading.Event()
         self._idle: deque[Callable[[], None]] = deque()  # jobs that run only when no command waits
         self._meter = _MeterRound(pdu)
+        # a reload retiring this worker: (run the queued commands first?, called once the thread ends)
+        self._retiring: tuple[bool, Callable[[], None]] | None = None
         self._thread = threading.Thread(target=self._run, name=f"pdu-{pdu.name}", daemon=True)
 
     # --- the network thread's side ---------------------------------------------------
@@ -263,6 +267,22 @@ class PduWorker:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
+    def retire(self, finish_queued: bool, then: Callable[[], None]) -> None:
+        """For a reload: start no new command (but every queued one first, when ``finish_queued``);
+        once the command under way and any cycle's off time are done, close the driver, end the
+        thread and call ``then`` on it. Nothing is refused: what was not started stays queued, for
+        :meth:`take_waiting`. Called again, the later call's arguments win."""
+        with self._cond:
+            self._retiring = (finish_queued, then)
+            self._cond.notify()
+
+    def take_waiting(self) -> list[Command]:
+        """The commands received and not started, taken out of the queue."""
+        with self._cond:
+            commands = list(self._inbox)
+            self._inbox.clear()
+        return commands
+
     # --- the worker thread -----------------------------------------------------------
 
     def _run(self) -> None:
@@ -274,17 +294,26 @@ class PduWorker:
                 job()
             except Exception:  # a bug must not kill the PDU's only thread
                 log.exception("pdu %s: unexpected error", self.pdu.name)
-        self._shutdown()
+        retiring = self._retiring
+        if retiring is not None and not self._stopping.is_set():
+            self._close_calls(wait=True)
+            retiring[1]()
+        else:
+            self._shutdown()
 
     def _next_job(self) -> Callable[[], None] | None:
         with self._cond:
             while not self._stopping.is_set():
                 if self._timers and self._timers[0][0] <= time.monotonic():
                     return heapq.heappop(self._timers)[2]
-                if self._inbox:
+                retiring = self._retiring
+                if self._inbox and (retiring is None or retiring[0]):
                     command = self._inbox.popleft()
                     return lambda: self._execute(command)
-                if self._idle:
+                if retiring is not None:
+                    if not self._cycling:
+                        return None
+                elif self._idle:
                     return self._idle.popleft()
                 self._cond.wait(self._timers[0][0] - time.monotonic() if self._timers else None)
         return None
@@ -623,29 +652,148 @@ class PduWorker:
         now = time.monotonic()
         for command in leftovers:
             self.publisher.ack(command, None, "not run: the daemon is stopping", now)
-        if self._caller is not None:
-            if self._driver is not None:
-                self._caller.submit(self._close_driver, self._driver)
-            self._caller.shutdown()
+        self._close_calls()
+
+    def _close_calls(self, wait: bool = False) -> None:
+        """Close the driver and end the call thread; with ``wait``, give a call still stuck on
+        the device up to ``timeout`` to return, so that a worker replacing this one (a reload)
+        does not talk to the device while it does."""
+        if self._caller is None:
+            return
+        if self._driver is not None:
+            self._caller.submit(self._close_driver, self._driver)
+        if wait:
+            closed = threading.Event()
+            self._caller.submit(closed.set)
+            if not closed.wait(self.pdu.timeout):
+                log.warning("pdu %s: a driver call is still stuck on the device; its new worker starts anyway",
+                            self.pdu.name)
+        self._caller.shutdown()
 
 
 class Runner:
-    """Every PDU's worker; routes each command to its PDU."""
+    """Every PDU's worker; routes each command to its PDU.
+
+    A reload changes the PDUs while they run (:meth:`add`, :meth:`remove`, :meth:`replace`).
+    A removed PDU's worker runs what it has queued, then goes; a changed one's stops after the
+    command under way, and its queued commands, and those that arrive meanwhile, wait in its
+    queue for the new worker. The new worker starts only once the old one's thread has ended,
+    so two never drive one device. ``on_gone`` and ``on_restarted`` are told, on the old
+    worker's thread, once that has happened.
+    """
 
     def __init__(self, config: Config, publisher: Publisher, calls: CallObserver | None = None,
-                 journal: Journal | None = None) -> None:
-        self.workers = {name: PduWorker(pdu, publisher, calls, journal) for name, pdu in config.pdus.items()}
+                 journal: Journal | None = None, pdus: Iterable[PduConfig] | None = None) -> None:
+        self.publisher, self.calls, self.journal = publisher, calls, journal
+        self.workers = {pdu.name: PduWorker(pdu, publisher, calls, journal)
+                        for pdu in (config.pdus.values() if pdus is None else pdus)}
+        self.on_gone: Callable[[PduConfig], None] = lambda pdu: None
+        self.on_restarted: Callable[[PduConfig, PduConfig], None] = lambda old, new: None
+        # the lock makes "find the worker, queue the command" one step against a hand-over
+        self._lock = threading.RLock()
+        self._next: dict[str, PduConfig | None] = {}  # retiring workers: what follows (None: nothing)
+        self._started = self._stopping = False
 
     def submit(self, command: Command) -> None:
-        self.workers[command.pdu].submit(command)
+        with self._lock:
+            worker = self.workers.get(command.pdu)
+            if worker is not None:
+                worker.submit(command)
+                return
+        self.publisher.ack(command, None, f"unknown PDU {command.pdu!r}: removed from the configuration "
+                                          "by a reload", time.monotonic())
+
+    def waiting(self, name: str) -> int:
+        """Commands received for PDU ``name`` and not yet started."""
+        worker = self.workers.get(name)
+        return worker.waiting if worker is not None else 0
 
     def start(self) -> None:
-        for worker in self.workers.values():
+        with self._lock:
+            self._started = True
+            for worker in self.workers.values():
+                worker.start()
+
+    def add(self, pdu: PduConfig) -> None:
+        """Serve a new PDU (one being removed gets this config once its old worker has gone)."""
+        self._change(pdu.name, pdu)
+
+    def replace(self, pdu: PduConfig) -> None:
+        """Restart a PDU with a new config after the command under way; nothing queued is lost."""
+        self._change(pdu.name, pdu)
+
+    def remove(self, name: str) -> None:
+        """Stop serving a PDU once it has run what it has queued."""
+        self._change(name, None)
+
+    def _change(self, name: str, pdu: PduConfig | None) -> None:
+        with self._lock:
+            if self._stopping:
+                return
+            worker = self.workers.get(name)
+            if worker is None:
+                if pdu is not None:
+                    self._new_worker(pdu, [])
+                return
+            if not self._started:  # nothing runs yet: nothing to hand over
+                if pdu is None:
+                    del self.workers[name]
+                else:
+                    self._new_worker(pdu, worker.take_waiting())
+                return
+            self._next[name] = pdu
+            worker.retire(pdu is None, lambda: self._retired(worker))
+
+    def _new_worker(self, pdu: PduConfig, commands: list[Command]) -> list[tuple[Command, str]]:
+        """Under the lock: the PDU's new worker, with the commands handed over; those it cannot take."""
+        worker = self.workers[pdu.name] = PduWorker(pdu, self.publisher, self.calls, self.journal)
+        refused = []
+        for command in commands:
+            if pdu.resolve_port(command.port) == (command.port, command.number):
+                worker.submit(command)
+            else:  # the port went, or its name now means another outlet: never guess which was meant
+                refused.append((command, f"not run: a reload changed PDU {pdu.name!r}, and port "
+                                         f"{command.port!r} (outlet {command.number}) is no longer in it"))
+        if self._started:
             worker.start()
+        return refused
+
+    def _retired(self, old: PduWorker) -> None:
+        """On the old worker's thread, once it has ended: hand its queue to what follows it."""
+        name = old.pdu.name
+        with self._lock:
+            commands = old.take_waiting()
+            pdu = self._next.pop(name, None)
+            if self._stopping or pdu is None:
+                del self.workers[name]
+                reason = ("not run: the daemon is stopping" if self._stopping else
+                          f"unknown PDU {name!r}: removed from the configuration by a reload")
+                refused = [(command, reason) for command in commands]
+            else:
+                refused = self._new_worker(pdu, commands)
+            if not self._stopping:  # under the lock: a later reload's worker for this name comes after
+                try:
+                    if pdu is None:
+                        self.on_gone(old.pdu)
+                    else:
+                        self.on_restarted(old.pdu, pdu)
+                except Exception:
+                    log.exception("pdu %s: reload hook failed", name)
+        now = time.monotonic()
+        for command, reason in refused:
+            self.publisher.ack(command, None, reason, now)
+        if pdu is None:
+            log.info("pdu %s: removed", name)
+        else:
+            log.info("pdu %s: restarted with its new configuration, %d queued commands handed over", name,
+                     len(commands) - len(refused))
 
     def stop(self, timeout: float = 5.0) -> None:
-        for worker in self.workers.values():
+        with self._lock:
+            self._stopping = True
+            workers = list(self.workers.values())
+        for worker in workers:
             worker.request_stop()
         deadline = time.monotonic() + timeout
-        for worker in self.workers.values():
+        for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
