@@ -204,6 +204,7 @@ class Daemon:
                     gauge.remove(pdu.name)
                 except KeyError:
                     pass
+            self.metrics.forget_readings(pdu.name, pdu.ports)
 
     def _restarted(self, old: PduConfig, new: PduConfig) -> None:
         """A changed PDU's new worker has taken over: empty the topics of the ports it lost."""
@@ -212,6 +213,8 @@ class Daemon:
             self.bridge.forget(old, gone)
             if self.feed is not None:
                 self.feed.forget(old.name, gone)
+            if self.metrics is not None:
+                self.metrics.forget_readings(old.name, gone, totals=False)
 
     def reload(self, source: Config | str | Path | None = None) -> Outcome:
         """Read the config file again (or ``source``: a file, or a Config) and apply it.

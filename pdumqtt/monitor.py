@@ -21,7 +21,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from typing import Any
@@ -108,6 +108,21 @@ class Metrics:
                     self.pdu_readings[kind].labels(pdu).set(value)
                 else:
                     self.outlet_readings[kind].labels(pdu, port).set(value)
+
+    def forget_readings(self, pdu: str, ports: Iterable[str], totals: bool = True) -> None:
+        """A reload removed the PDU (or only these ports of it): its readings leave /metrics."""
+        for kind in READING_METRICS:
+            for port in ports:
+                _remove(self.outlet_readings[kind], pdu, port)
+            if totals:
+                _remove(self.pdu_readings[kind], pdu)
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    try:
+        gauge.remove(*labels)
+    except KeyError:  # never read
+        pass
 
 
 class StatusFeed:

@@ -275,3 +275,26 @@ def test_readings_are_gauges_and_status_events(monitored, probe, unique):
         assert snapshot[lab]["readings"]["power"] == 40
     finally:
         events.close()
+
+
+def test_a_reload_takes_the_readings_of_what_it_removed_off_the_metrics(daemon, unique, tmp_path):
+    from support import write_config
+
+    keep, gone = f"{unique}-keep", f"{unique}-gone"
+    metered = {"driver": "sim", "ports": ["a", "b"], "meter_interval": 0.1, "initial": "on"}
+    config = {"mqtt": {"client_id": unique}, "http": {"listen": f"127.0.0.1:{free_port()}"},
+              "pdus": {keep: metered, gone: metered}}
+    d = daemon(config)
+
+    def sample(name, **labels):
+        return _sample(_get(d.monitor.address, "/metrics")[1], name, **labels)
+    for pdu in (keep, gone):
+        wait_until(lambda pdu=pdu: sample("pdumqtt_outlet_power_watts", pdu=pdu, port="b") == 25, 10, "readings")
+        wait_until(lambda pdu=pdu: sample("pdumqtt_pdu_power_watts", pdu=pdu) is not None, 10, "totals")
+    config["pdus"] = {keep: {**metered, "ports": ["a"]}}
+    assert d.reload(write_config(tmp_path, config, "reloaded.yaml")).ok
+    wait_until(lambda: sample("pdumqtt_pdu_power_watts", pdu=gone) is None, 10, "the removed PDU's totals to go")
+    assert sample("pdumqtt_outlet_voltage_volts", pdu=gone, port="a") is None
+    wait_until(lambda: sample("pdumqtt_outlet_power_watts", pdu=keep, port="b") is None, 10, "the lost port's to go")
+    assert sample("pdumqtt_outlet_power_watts", pdu=keep, port="a") == 25
+    assert sample("pdumqtt_pdu_power_watts", pdu=keep) is not None
