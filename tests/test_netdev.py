@@ -77,7 +77,7 @@ def test_pdumqtt_migrate_keeps_pdudaemon_names_and_options(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     converted = yaml.safe_load(done.stdout)["pdus"]
     assert {name: (pdu["driver"], pdu["ports"]) for name, pdu in converted.items()} == {
-        "mfi-1.lab": ("ubntmfi6port", 6), "mfi-2.lab": ("ubntmfi8port", 8), "kp303.lab": ("tplink", 48),
+        "mfi-1.lab": ("ubntmfi6port", 6), "mfi-2.lab": ("ubntmfi8port", 8), "kp303.lab": ("tplink", 6),
         "eg-pms": ("egpms", 4), "servo-dut": ("SERVO", 1)}
     assert converted["servo-dut"]["ctrls"] == ["cold_reset", "warm_reset"]
     assert converted["mfi-1.lab"]["verify_hostkey"] is False
