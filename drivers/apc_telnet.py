@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, NoSuchOutlet, split_host
 from pdumqtt.drivers.telnet import DO, ECHO, SGA, SessionLost, TelnetSession, pdudaemon_address
 
 __all__ = ["DO", "ECHO", "LAYOUTS", "SGA", "ApcTelnet"]
@@ -155,6 +155,10 @@ class ApcTelnet(Driver):
         if m is None:
             raise DriverError(f"{self._where} answered {command.split()[0]} without an E-code (expected E000: Success)")
         code = m.group(0).strip()
+        if code.startswith("E102"):
+            # the driver only sends an outlet number, so a parameter error is that number: out of range
+            raise NoSuchOutlet(f"{self._where} answered {command.split()[0]} with {code}: "
+                               f"no outlet {command.split()[-1]}")
         if not code.startswith("E000"):
             raise DriverError(f"{self._where} answered {command.split()[0]} with {code}")
         return body[m.end():]
@@ -251,7 +255,7 @@ class ApcTelnet(Driver):
         if not states:
             raise DriverError(f"{self._where}: the outlet list shows no outlet states to read")
         if port not in states:
-            raise DriverError(f"{self._where} lists no outlet {port} (it has {len(states)})")
+            raise NoSuchOutlet(f"{self._where} lists no outlet {port} (it has {len(states)})")
         return states[port]
 
     def _control_layout(self, family: str, outlet_screen: bytes, port: int) -> str:
@@ -272,7 +276,7 @@ class ApcTelnet(Driver):
         states, depth, family = self._menu_outlets()
         if states and port not in states:
             self._menu_to_main(depth)
-            raise DriverError(f"{self._where} lists no outlet {port} (it has {len(states)})")
+            raise NoSuchOutlet(f"{self._where} lists no outlet {port} (it has {len(states)})")
         text = self._choose(str(port), f"outlet {port}'s menu")
         depth += 1
         layout = self._control_layout(family, text, port)

@@ -9,7 +9,7 @@ import pytest
 import voluptuous as vol
 from conftest import free_port, wait_until
 
-from pdumqtt.drivers import DriverError
+from pdumqtt.drivers import DriverError, NoSuchOutlet
 from pdumqtt.drivers.apc_telnet import DO, ECHO, SGA, ApcTelnet
 from pdumqtt.simulators.apc_telnet import ApcTelnetSimulator
 
@@ -61,8 +61,10 @@ def test_menu_outlet_list_pages(telnet_sim: Callable[..., ApcTelnetSimulator], o
     d.set(outlets, True)
     assert sim.outlet(outlets) and d.get(outlets)
     assert not d.get(outlets - 1)
-    with pytest.raises(DriverError, match=f"lists no outlet {outlets + 1} \\(it has {outlets}\\)"):
+    with pytest.raises(NoSuchOutlet, match=f"lists no outlet {outlets + 1} \\(it has {outlets}\\)"):
         d.get(outlets + 1)
+    with pytest.raises(NoSuchOutlet, match=f"lists no outlet {outlets + 1} \\(it has {outlets}\\)"):
+        d.set(outlets + 1, True)
 
 
 @pytest.mark.parametrize("outlets", [8, 24])
@@ -80,8 +82,11 @@ def test_ap92xx_menus_list_outlets_in_device_manager(telnet_sim: Callable[..., A
 
 def test_cli_unknown_outlet_is_the_device_error(telnet_sim: Callable[..., ApcTelnetSimulator]) -> None:
     sim = telnet_sim(firmware="cli")
-    with pytest.raises(DriverError, match="answered olOn with E102: Parameter Error"):
+    # E102 to an outlet number is the AOS answer for an outlet out of range
+    with pytest.raises(NoSuchOutlet, match="answered olOn with E102: Parameter Error: no outlet 9"):
         driver(host=sim.address).set(9, True)
+    with pytest.raises(NoSuchOutlet, match="answered olStatus with E102: Parameter Error: no outlet 9"):
+        driver(host=sim.address).get(9)
 
 
 def test_configured_firmware_must_match(telnet_sim: Callable[..., ApcTelnetSimulator]) -> None:
@@ -176,6 +181,25 @@ def test_daemon_outlet_layouts(telnet_sim: Callable[..., ApcTelnetSimulator], da
     daemon({"pdus": {pdu: pdu_config(sim)}})
     ack = probe.request(f"pdu/{pdu}/{outlets}/set", "ON")
     assert ack["status"] == "ok" and sim.outlet(outlets)
+
+
+@pytest.mark.parametrize("firmware", FIRMWARES)
+def test_daemon_port_the_pdu_lacks_is_an_error_ack_and_the_pdu_stays_online(
+        telnet_sim: Callable[..., ApcTelnetSimulator], daemon: Any, probe: Any, unique: str, firmware: str) -> None:
+    sim = telnet_sim(firmware=firmware, outlets=8)
+    pdu = f"{unique}-lacks-{firmware}"
+    probe.subscribe(f"pdu/{pdu}/#")
+    daemon({"pdus": {pdu: pdu_config(sim, ports=10, poll_interval=0.2)}})
+    probe.wait_for(f"pdu/{pdu}/availability", lambda m: m.payload == b"online")
+    probe.wait_for(f"pdu/{pdu}/8/state")
+    seen = sim.logins
+    wait_until(lambda: sim.logins >= seen + 20, 20, "more probes")
+    ack = probe.request(f"pdu/{pdu}/9/set", "ON")
+    assert ack["status"] == "error" and "no outlet 9" in ack["error"] and "(after" not in ack["error"]
+    assert probe.request(f"pdu/{pdu}/2/set", "ON")["state"] == "ON" and sim.outlet(2)
+    availability = [m.payload for m in probe.all(f"pdu/{pdu}/availability")]
+    assert availability == [b"online"], availability
+    assert not probe.all(f"pdu/{pdu}/9/state") and not probe.all(f"pdu/{pdu}/10/state")
 
 
 def test_daemon_wrong_password_error_ack(telnet_sim: Callable[..., ApcTelnetSimulator], daemon: Any, probe: Any,
