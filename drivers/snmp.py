@@ -55,7 +55,7 @@ from pysnmp.hlapi.varbinds import CommandGeneratorVarBinds
 from pysnmp.proto import errind
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 
-from pdumqtt.drivers import Driver, DriverError, HostAddress, split_host
+from pdumqtt.drivers import Driver, DriverError, HostAddress, NoSuchOutlet, split_host
 
 SNMP_PORT = 161
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
@@ -296,8 +296,9 @@ class SnmpDriver(Driver):
         except _NoSuchName:
             answer = None
         if answer is None:
-            raise DriverError(f"the agent at {self.host}:{self.port} has no object {oid} "
-                              "(no such outlet, or wrong OID)")
+            # the agent answered, so the PDU is there: only this outlet is not
+            raise NoSuchOutlet(f"the agent at {self.host}:{self.port} has no object {oid} "
+                               "(no such outlet, or wrong OID)")
         return answer
 
     def _get_many(self, oids: list[str]) -> list[Any]:
@@ -330,10 +331,11 @@ class SnmpDriver(Driver):
         if status:
             name = status.prettyPrint()
             what = "write" if value is not None else "read"
-            if name == "noSuchName":
+            # noSuchName is SNMPv1's answer for a missing object, noCreation v2c's to a SET of one
+            if name in ("noSuchName", "noCreation"):
                 if value is None:
                     raise _NoSuchName
-                raise DriverError(f"the agent at {address} has no object {oid} (no such outlet, or wrong OID)")
+                raise NoSuchOutlet(f"the agent at {address} has no object {oid} (no such outlet, or wrong OID)")
             if name in ("badValue", "wrongValue", "wrongType", "inconsistentValue", "wrongLength"):
                 raise DriverError(f"the agent at {address} refused value {value} for {oid} ({name})")
             if name in ("readOnly", "notWritable", "noAccess", "authorizationError"):

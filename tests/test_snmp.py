@@ -14,7 +14,7 @@ import voluptuous as vol
 from conftest import wait_until
 
 from pdumqtt import registry
-from pdumqtt.drivers import Driver, DriverError
+from pdumqtt.drivers import Driver, DriverError, NoSuchOutlet
 from pdumqtt.simulators.snmp import SnmpSimulator
 
 V3 = {"v3_user": "labadmin", "v3_auth_key": "auth-secret-1", "v3_priv_key": "priv-secret-1"}
@@ -128,9 +128,9 @@ def test_missing_outlet_is_a_clear_error(snmp_sim: Callable[..., SnmpSimulator],
     # v1 answers noSuchName, v2c a NoSuchInstance value with no error: both must be caught
     sim = snmp_sim(device="apc_rpdu", outlets=8)
     d = driver("apc_snmp", host=sim.address, version=version)
-    with pytest.raises(DriverError, match=r"has no object .*\.9 \(no such outlet"):
+    with pytest.raises(NoSuchOutlet, match=r"has no object .*\.9 \(no such outlet"):
         d.get(9)
-    with pytest.raises(DriverError, match="has no object"):
+    with pytest.raises(NoSuchOutlet, match="has no object"):
         d.set(9, True)
 
 
@@ -202,8 +202,9 @@ def test_silent_agent_and_back(snmp_sim: Callable[..., SnmpSimulator]) -> None:
     d = driver("apc_snmp", host=sim.address, timeout=1)
     d.set(1, True)
     sim.set_failure(silent=True)
-    with pytest.raises(DriverError, match="no SNMP answer"):
+    with pytest.raises(DriverError, match="no SNMP answer") as silence:
         d.get(1)
+    assert not isinstance(silence.value, NoSuchOutlet)  # silence says nothing about the outlet
     sim.set_failure(silent=False)
     d.timeout = 3  # room for a loaded test machine now that an answer is expected
     assert d.get(1) is True
@@ -363,6 +364,24 @@ def test_daemon_offline_then_online_again(snmp_sim: Callable[..., SnmpSimulator]
     ack = probe.request(f"pdu/{pdu}/1/set", "OFF")
     assert (ack["status"], ack["state"]) == ("ok", "OFF")
     wait_until(lambda: not sim.outlet(1), 5, "the outlet to be off on the device")
+
+
+@pytest.mark.parametrize("version", ["1", "2c"])
+def test_daemon_port_the_agent_lacks_is_an_error_ack_and_the_pdu_stays_online(
+        snmp_sim: Callable[..., SnmpSimulator], daemon: Any, probe: Any, unique: str, version: str) -> None:
+    sim = snmp_sim(device="apc_rpdu", outlets=8)
+    pdu = f"{unique}-lacks-v{version}"
+    probe.subscribe(f"pdu/{pdu}/#")
+    daemon({"pdus": {pdu: pdu_config(sim, "apc_snmp", ports=10, version=version, poll_interval=0.3)}})
+    probe.wait_for(f"pdu/{pdu}/availability", lambda m: m.payload == b"online")
+    probe.wait_for(f"pdu/{pdu}/8/state")
+    # queued behind the probe that has read port 8, so it runs after the probe asked for 9 and 10
+    ack = probe.request(f"pdu/{pdu}/9/set", "ON")
+    assert ack["status"] == "error" and "has no object" in ack["error"] and "(after" not in ack["error"]
+    assert probe.request(f"pdu/{pdu}/2/set", "ON")["state"] == "ON" and sim.outlet(2)
+    availability = [m.payload for m in probe.all(f"pdu/{pdu}/availability")]
+    assert availability == [b"online"], availability
+    assert not probe.all(f"pdu/{pdu}/9/state") and not probe.all(f"pdu/{pdu}/10/state")
 
 
 def test_daemon_silent_agent_then_answers(snmp_sim: Callable[..., SnmpSimulator], daemon: Any, probe: Any,
