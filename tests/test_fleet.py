@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Broker, Probe, start_daemon, start_mosquitto, wait_until, write_config
+from support import Broker, Probe, run_cli, start_daemon, start_mosquitto, wait_until, write_config
 
 SETTLE = 0.3
 
@@ -81,6 +81,11 @@ def test_two_daemons_with_one_pdu_never_both_drive_it(broker: Broker, probe: Pro
         assert owner is not None and (owner["daemon"], owner["state"]) == (winner.fleet.me, "owned")
         info = _retained_json(broker, f"{unique}/bridge/daemons/{loser.fleet.me}")
         assert info is not None and info["conflicts"] == {pdu: winner.fleet.me}
+
+        shown = run_cli("status", "--base-topic", unique, env={"PDUMQTT_BROKER": broker.address})
+        assert shown.returncode == 0, shown.stderr
+        fleet_line = [line.split() for line in shown.stdout.splitlines() if line.startswith(pdu) and "owned" in line]
+        assert fleet_line == [[pdu, winner.fleet.me, "owned", "-", loser.fleet.me]], shown.stdout
 
         _send(probe, unique, pdu, range(40))
         wait_until(lambda: len(_acks(probe, unique)) == 40, 10, "40 acks")
