@@ -429,6 +429,9 @@ class MqttBridge:
         problem = self._reply_fields(command, props)
         if error is None and problem is not None:
             error = problem
+        if error is not None and self.config.fleet is not None and command.pdu not in self.config.pdus:
+            log.debug("%s: not a PDU of ours, left to the fleet's other daemons", quote(message.topic))
+            return
         if error is not None:
             log.info("refused %s: %s", quote(message.topic), error)
             # an outlet that was found (a retained /set, a bad payload) still has a state to tell

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -204,3 +205,59 @@ def test_bridged_brokers_command_ack_and_takeover(broker: Broker, bridged: Broke
     times = _takeover(broker, bridged, bridged, unique, tmp_path, daemon_processes)
     print(f"takeover across the bridge: {times}")
     assert times["kill_to_takeover"] <= 2 * 1.5 + 1.0
+
+
+def test_a_race_of_claims_goes_to_the_lowest_client_id(broker: Broker, unique: str, tmp_path: Path) -> None:
+    pdu, calls = f"{unique}p", tmp_path / "calls.jsonl"
+    configs = [_config(unique, pdu, calls, f"{unique}-{name}") for name in ("b", "a")]
+    for config in configs:
+        config["fleet"]["settle"] = 1.5  # both start within it
+    daemons: list[Any] = []
+    threads = [threading.Thread(target=lambda c=c: daemons.append(start_daemon(c, broker))) for c in configs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    try:
+        assert len(daemons) == 2
+        wait_until(lambda: any(d.fleet.owns(pdu) for d in daemons) and any(d.fleet.conflicts for d in daemons), 5,
+                   "the race to end")
+        assert [d.fleet.me for d in daemons if d.fleet.owns(pdu)] == [f"{unique}-a"]
+    finally:
+        for d in daemons:
+            d.stop()
+
+
+def test_daemons_with_different_pdus_answer_only_their_own(broker: Broker, probe: Probe, unique: str,
+                                                           tmp_path: Path) -> None:
+    mine, theirs = f"{unique}m", f"{unique}t"
+    daemons = [start_daemon(_config(unique, pdu, tmp_path / f"{pdu}.jsonl", f"{unique}-{pdu}"), broker)
+               for pdu in (mine, theirs)]
+    try:
+        probe.subscribe(f"{unique}/+/+/ack")
+        wait_until(lambda: daemons[0].fleet.owns(mine) and daemons[1].fleet.owns(theirs), 5, "both to own theirs")
+        assert probe.request(f"{unique}/{mine}/1/set", "ON")["status"] == "ok"
+        assert probe.request(f"{unique}/{theirs}/1/set", "ON")["status"] == "ok"
+        probe.request(f"{unique}/{mine}/2/set", "ON")  # after the others: their acks are in
+        assert len(probe.all(f"{unique}/+/+/ack")) == 3, "each answered once, by its own daemon"
+    finally:
+        for d in daemons:
+            d.stop()
+
+
+def test_standby_must_name_a_pdu_of_the_config() -> None:
+    from pdumqtt.config import ConfigError, load_config_data
+
+    with pytest.raises(ConfigError, match=r"fleet\.standby: 'nope'"):
+        load_config_data({"fleet": {"standby": ["nope"]}, "pdus": {"p": {"driver": "sim", "ports": 1}}})
+    assert load_config_data({"fleet": None, "pdus": {"p": {"driver": "sim", "ports": 1}}}).fleet == \
+        {"standby": [], "settle": 1.0}
+    assert load_config_data({"pdus": {"p": {"driver": "sim", "ports": 1}}}).fleet is None
+
+
+@pytest.mark.parametrize("name", ["primary", "standby"])
+def test_the_example_configs_load(name: str) -> None:
+    from pdumqtt.config import load_config
+
+    config = load_config(Path(__file__).resolve().parent.parent / "examples" / "fleet" / f"{name}.yaml")
+    assert config.fleet is not None and set(config.pdus) == {"lab-pdu-1", "lab-pdu-2"}
