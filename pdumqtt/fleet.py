@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_HELD = 1000  # command copies kept per PDU not driven here; the oldest go first
+TICK = 0.2  # how often the fleet's thread looks at the clock, to notice that the process was frozen
 
 
 @dataclass
@@ -75,6 +76,11 @@ class Fleet:
         self.dead: set[str] = set()  # daemons whose Last Will we saw
         self._racing: dict[str, dict[str, Claim]] = {}  # PDU -> the claims seen while ours settles
         self._confirming = True  # until our liveness record comes back after a (re)connect
+        self._seq = 0  # our liveness records' sequence number
+        self._confirm_from = 1  # the first of them whose echo confirms our claims
+        self._tick = time.monotonic()
+        # frozen this long (SIGSTOP, a paused VM), our Last Will may have fired: confirm before driving
+        self._frozen_after = max(1.0, config.mqtt["keepalive"] / 2)
         self._held: dict[str, deque[tuple[Command, Callable[[Command], None]]]] = {}
         self._stopping = threading.Event()
         self._refreshing = threading.Event()
@@ -105,6 +111,7 @@ class Fleet:
     def may_drive(self, pdu: str) -> bool:
         """The runner's gate before a driver call: wait while a reconnect confirms our claims."""
         with self._cond:
+            self._check_frozen()
             # cut off, or back and not yet sure the claim survived: a standby may be taking over
             while (self._confirming or not self.bridge.connected.is_set()) and pdu in self.owned \
                     and not self._stopping.is_set():
@@ -248,13 +255,14 @@ class Fleet:
         if self.bridge.v5:  # a daemon gone for good, and not cleared by anyone, lapses
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = ONLINE_EXPIRY
-        self._send(f"{self.base}/bridge/daemons/{self.me}", json.dumps({**self.info()["fleet"], "ts": time.time()}),
-                   props)
+        self._seq += 1
+        self._send(f"{self.base}/bridge/daemons/{self.me}",
+                   json.dumps({**self.info()["fleet"], "ts": time.time(), "seq": self._seq}), props)
         self.bridge.publish_info()
 
     def _on_connected(self, client: mqtt.Client) -> None:
         with self._cond:
-            self._confirming = True
+            self._confirming, self._confirm_from = True, self._seq + 1
             client.subscribe([(f"{self.base}/+/owner", 1), (f"{self.base}/bridge/daemons/+", 1),
                               (f"{self.base}/bridge/state", 1), (f"{self.base}/+/+/ack", 1)])
             # after the SUBACK's retained messages: when it comes back, we know the claims
@@ -264,9 +272,23 @@ class Fleet:
             threading.Thread(target=self._refresh, name="fleet-liveness", daemon=True).start()
 
     def _refresh(self) -> None:
-        while not self._stopping.wait(ONLINE_REFRESH):
+        said = time.monotonic()
+        while not self._stopping.wait(TICK):
             with self._cond:
-                self._say_who_we_are()
+                self._check_frozen()
+                if time.monotonic() - said >= ONLINE_REFRESH:
+                    said = time.monotonic()
+                    self._say_who_we_are()
+
+    def _check_frozen(self) -> None:
+        """Under the lock: if this process stood still long enough for the broker to declare us
+        dead, what it sent meanwhile (still in our socket) must not be driven before we know."""
+        now = time.monotonic()
+        frozen, self._tick = now - self._tick, now
+        if frozen > self._frozen_after and not self._confirming and self._refreshing.is_set():
+            log.warning("this daemon stood still for %.1f s: confirming its claims before it drives again", frozen)
+            self._confirming, self._confirm_from = True, self._seq + 1
+            self._say_who_we_are()
 
     def _confirmed(self) -> None:
         """Under the lock: our liveness record is back, the retained claims are in."""
@@ -324,7 +346,13 @@ class Fleet:
                 return
             self.live.add(daemon)
             if daemon == self.me:
-                if self._confirming:
+                try:
+                    seq = int(json.loads(message.payload).get("seq", 0))
+                except (ValueError, TypeError, AttributeError):
+                    seq = 0
+                # our own, said live after the claims we subscribed to (not a record of an earlier run,
+                # nor an echo from before we froze)
+                if self._confirming and not message.retain and seq >= self._confirm_from:
                     self._confirmed()
             elif not message.retain:
                 self.dead.discard(daemon)  # it is back (and stays out of what is owned by others)
