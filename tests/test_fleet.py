@@ -85,6 +85,9 @@ def test_two_daemons_with_one_pdu_never_both_drive_it(broker: Broker, probe: Pro
         assert owner is not None and (owner["daemon"], owner["state"]) == (winner.fleet.me, "owned")
         info = _retained_json(broker, f"{unique}/bridge/daemons/{loser.fleet.me}")
         assert info is not None and info["conflicts"] == {pdu: winner.fleet.me}
+        assert loser.bridge.info()["fleet"] == {"daemon": loser.fleet.me, "owned": [], "standby": [],
+                                                "conflicts": {pdu: winner.fleet.me}}
+        assert winner.bridge.info()["fleet"]["owned"] == [pdu]
 
         shown = run_cli("status", "--base-topic", unique, env={"PDUMQTT_BROKER": broker.address})
         assert shown.returncode == 0, shown.stderr
