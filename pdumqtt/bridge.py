@@ -49,6 +49,7 @@ RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY = 1, 2
 # A retained "online" outlives a broker restart (persistence) while we may be gone for good:
 # published with this message expiry (MQTT v5) and said again well before it lapses.
 ONLINE_EXPIRY, ONLINE_REFRESH = 30, 10.0
+DAEMON_PROPERTY = "pdumqtt-daemon"  # the user property naming the daemon on its Last Will
 MAX_TRANSACTIONS = 100_000  # remembered at once; the oldest finished ones go first
 
 
@@ -191,6 +192,7 @@ class MqttBridge:
         self._deadband = Deadband(config)  # also the record of the readings published, said again on connect
         self._aliases_of = _aliases_of(config)
         self._to_clear: set[str] = set()  # retained topics to empty once connected (a reload removed them)
+        self.info_extra: Callable[[], dict[str, Any]] = dict  # more for bridge/info (a fleet's word)
         self.client = self._make_client()
 
     # --- connection ------------------------------------------------------------------
@@ -202,7 +204,11 @@ class MqttBridge:
                          clean_session=None if self.v5 else False, manual_ack=True)
         client.release = self._release
         apply_login(client, cfg)
-        client.will_set(f"{self.base}/bridge/state", "offline", qos=1, retain=True)
+        will = None
+        if self.v5:  # which daemon died, for the others of a fleet sharing the topic (pdumqtt/fleet.py)
+            will = Properties(PacketTypes.WILLMESSAGE)
+            will.UserProperty = [(DAEMON_PROPERTY, self.config.client_id)]
+        client.will_set(f"{self.base}/bridge/state", "offline", qos=1, retain=True, properties=will)
         client.reconnect_delay_set(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY)
         # paho rescans every unacknowledged message on each PUBACK, so a large window costs
         # O(window) per message in a burst; 20 is also mosquitto's default Receive Maximum.
@@ -329,7 +335,14 @@ class MqttBridge:
                             **({"outlet_names": self._outlet_names[name]} if name in self._outlet_names else {})}
                      for name, pdu in self.config.pdus.items()},
             "aliases": {name: {"pdu": a.pdu, "port": a.port} for name, a in self.config.aliases.items()},
+            **self.info_extra(),
         }
+
+    def publish_info(self) -> None:
+        """Say ``bridge/info`` again (what it says changed), if connected."""
+        with self._gate:
+            if self.connected.is_set():
+                self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
 
     # --- a reload ------------------------------------------------------------------------
 
@@ -416,6 +429,9 @@ class MqttBridge:
         problem = self._reply_fields(command, props)
         if error is None and problem is not None:
             error = problem
+        if error is not None and self.config.fleet is not None and command.pdu not in self.config.pdus:
+            log.debug("%s: not a PDU of ours, left to the fleet's other daemons", quote(message.topic))
+            return
         if error is not None:
             log.info("refused %s: %s", quote(message.topic), error)
             # an outlet that was found (a retained /set, a bad payload) still has a state to tell

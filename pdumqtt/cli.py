@@ -297,7 +297,8 @@ def status_command(pdu: str | None, timeout: float, as_json: bool, **broker: Any
     if as_json:
         click.echo(json.dumps({"bridge": found["bridge"], "outlets": [
             {"pdu": r[0], "port": r[1], "state": r[2], "availability": r[3], **({"readings": r[4]} if r[4] else {})}
-            for r in rows], **({"totals": totals} if totals else {})}))
+            for r in rows], **({"totals": totals} if totals else {}),
+            **({key: found[key] for key in ("owners", "daemons")} if found["owners"] or found["daemons"] else {})}))
         return
     click.echo(f"bridge: {found['bridge'] or '?'} (pdumqtt {info.get('version', '?')})")
     header: tuple[str, ...] = ("PDU", "PORT", "STATE", "AVAILABILITY")
@@ -307,9 +308,31 @@ def status_command(pdu: str | None, timeout: float, as_json: bool, **broker: Any
         table = [(*r[:4], format_readings(r[4])) for r in rows]
         table += [(name, "(total)", "", found["availability"].get(name, "?"), format_readings(values))
                   for name, values in totals.items()]
+    _echo_table(header, table)
+    if found["owners"] or found["daemons"]:
+        _echo_fleet(found, names)
+
+
+def _echo_table(header: tuple[str, ...], table: list[tuple[Any, ...]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
     for row in [header, *table]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _echo_fleet(found: dict[str, Any], names: list[str]) -> None:
+    """Several daemons (pdumqtt/fleet.py): who owns each PDU, who stands by, who is kept out."""
+    standby: dict[str, list[str]] = {}
+    conflicts: dict[str, list[str]] = {}
+    for daemon, record in sorted(found["daemons"].items()):
+        for name in record.get("standby", []):
+            standby.setdefault(name, []).append(daemon)
+        for name in record.get("conflicts", {}):
+            conflicts.setdefault(name, []).append(daemon)
+    click.echo("")
+    rows = [(name, (found["owners"].get(name) or {}).get("daemon", "-"),
+             (found["owners"].get(name) or {}).get("state", "-"), ", ".join(standby.get(name, [])) or "-",
+             ", ".join(conflicts.get(name, [])) or "-") for name in names]
+    _echo_table(("PDU", "OWNER", "CLAIM", "STANDBY", "CONFLICT"), rows)
 
 
 @main.command()

@@ -112,19 +112,21 @@ def send(options: BrokerOptions, topic: str, payload: dict[str, Any], timeout: f
 
 
 def status(options: BrokerOptions, timeout: float) -> dict[str, Any]:
-    """Every PDU's info, availability and outlet states, from the retained topics."""
+    """Every PDU's info, availability and outlet states, from the retained topics; in a fleet
+    (pdumqtt/fleet.py) also each PDU's owner and each daemon's liveness record."""
     base = options.base_topic
     with Session(options, timeout) as session:
         barrier = f"pdumqtt-cli/{uuid.uuid4().hex}/barrier"
         readings = [t for kind in READING_UNITS for t in (f"{base}/+/+/{kind}", f"{base}/+/{kind}")]
-        session.subscribe([f"{base}/bridge/+", f"{base}/+/availability", f"{base}/+/+/state", *readings, barrier])
+        session.subscribe([f"{base}/bridge/+", f"{base}/+/availability", f"{base}/+/+/state", *readings,
+                           f"{base}/bridge/daemons/+", f"{base}/+/owner", barrier])
         # retained messages are queued before anything published after the SUBACK
         session.client.publish(barrier, b"", qos=1)
         session.wait(barrier)
         with session.inbox.cond:
             messages = [m for m in session.inbox.messages if m.topic != barrier]
     result: dict[str, Any] = {"bridge": None, "info": None, "availability": {}, "states": {},
-                              "readings": {}, "totals": {}}
+                              "readings": {}, "totals": {}, "owners": {}, "daemons": {}}
     for m in messages:
         published = topics.parse(base, m.topic)
         if published is None:
@@ -139,6 +141,15 @@ def status(options: BrokerOptions, timeout: float) -> dict[str, Any]:
             result["availability"][pdu] = text
         elif published.kind == topics.STATE:
             result["states"][(pdu, port)] = text
+        elif published.kind in (topics.OWNER, topics.DAEMON) and text:
+            try:
+                record = json.loads(text)
+            except ValueError:
+                continue
+            if published.kind == topics.OWNER:
+                result["owners"][pdu] = record
+            else:
+                result["daemons"][published.daemon] = record
         elif published.kind == topics.READING and _is_number(text):
             if port is None:
                 result["totals"].setdefault(pdu, {})[published.quantity] = float(text)

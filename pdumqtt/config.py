@@ -148,7 +148,8 @@ MQTT_SCHEMA = vol.Schema({
     vol.Optional("base_topic", default="pdu"): _base_topic,
     vol.Optional("client_id"): vol.All(str, vol.Length(min=1, max=200)),
     vol.Optional("protocol", default="5"): vol.All(vol.Coerce(str), vol.In(["5", "3.1.1"])),
-    vol.Optional("keepalive", default=60): vol.All(int, vol.Range(min=5, max=65535)),
+    # 2 at least: a fleet's takeover waits for the broker to fire a Last Will, after keepalive x 1.5
+    vol.Optional("keepalive", default=60): vol.All(int, vol.Range(min=2, max=65535)),
     vol.Optional("session_expiry", default=300): vol.All(int, vol.Range(min=0)),
     vol.Optional("max_command_age", default=60.0): PositiveSeconds,
     vol.Optional("transaction_window", default=600.0): Seconds,
@@ -160,6 +161,14 @@ PDUDAEMON_SCHEMA = vol.Schema({
     vol.Optional("auth_file"): _readable_file,
     vol.Optional("request_timeout", default=10.0): PositiveSeconds,
     vol.Optional("max_connections", default=64): vol.All(int, vol.Range(min=1, max=10000)),
+})
+
+# several daemons serving one fleet of PDUs (pdumqtt/fleet.py); absent: one daemon, no claims
+FLEET_SCHEMA = vol.Schema({
+    # PDUs this daemon drives only once their owner is gone (its Last Will, or a clean stop)
+    vol.Optional("standby", default=[]): vol.All(vol.Any(None, [_name]), lambda v: v or []),
+    # how long a claim waits for others' claims on the same PDU before it owns it
+    vol.Optional("settle", default=1.0): vol.All(vol.Coerce(float), vol.Range(min=0.05, max=60)),
 })
 
 TOP_SCHEMA = vol.Schema({
@@ -179,6 +188,7 @@ TOP_SCHEMA = vol.Schema({
     vol.Required("pdus"): vol.All(dict, vol.Length(min=1, msg="expected at least one PDU")),
     vol.Optional("aliases", default={}): vol.Any(None, dict),
     vol.Optional("state_dir"): vol.All(str, vol.Length(min=1)),
+    vol.Optional("fleet"): vol.Any(None, FLEET_SCHEMA),
 })
 
 
@@ -236,6 +246,7 @@ class Config:
     http: dict[str, Any] | None = None
     source: str = "<data>"
     state_dir: str | None = None  # where the journal lives; None: journal.default_state_dir()
+    fleet: dict[str, Any] | None = None  # the fleet section; None: claims off (pdumqtt/fleet.py)
 
     @property
     def base_topic(self) -> str:
@@ -341,9 +352,15 @@ def load_config_data(data: Any, source: str = "<data>") -> Config:
     listener = top.get("pdudaemon")
     if listener and "auth_file" in listener:
         listener["clients"] = _listener_clients(listener["auth_file"], pdus)
+    fleet = top.get("fleet")
+    if "fleet" in top and fleet is None:  # "fleet:" with nothing under it: claims on, the defaults
+        fleet = FLEET_SCHEMA({})
+    for name in (fleet or {}).get("standby", []):
+        if name not in pdus:
+            raise ConfigError(f"fleet.standby: {name!r} is not a PDU of this configuration")
     return Config(mqtt=top["mqtt"], pdus=pdus, aliases=_aliases(top["aliases"], pdus),
                   homeassistant=top["homeassistant"], pdudaemon=listener, http=top.get("http"),
-                  source=source, state_dir=top.get("state_dir"))
+                  source=source, state_dir=top.get("state_dir"), fleet=fleet)
 
 
 @dataclass(frozen=True)

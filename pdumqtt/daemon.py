@@ -63,10 +63,18 @@ class Daemon:
         self.runner.on_gone = self._retired
         self.runner.on_restarted = self._restarted
         self.journal.submit = self.runner.submit
+        self.fleet = None
+        if config.fleet is not None:
+            from pdumqtt.fleet import Fleet
+
+            self.fleet = Fleet(config, self.bridge, serve=self._serve_now, accept=self.journal.accept)
+            self.runner.may_drive = self.fleet.may_drive
         self.journal.client = self.bridge.client
         self.journal.refuse = self._refuse
         self.bridge.journal = self.journal
         self.bridge.submit = self.journal.accept_from_mqtt
+        if self.fleet is not None:  # a command for a PDU another daemon drives is left to it
+            self.bridge.submit = lambda command: self.fleet.take(command, self.journal.accept_from_mqtt)
         self.discovery = None
         if config.homeassistant["discovery"]:
             from pdumqtt.homeassistant import Discovery
@@ -124,14 +132,17 @@ class Daemon:
         for command in found.pending:
             if command.client_transaction:
                 self.bridge.transactions.claim(command)
-        for pdu in self.config.pdus.values():
-            self._serve(pdu)
+        if self.fleet is None:  # in a fleet, each PDU once claimed, when connected
+            for pdu in self.config.pdus.values():
+                self._serve(pdu)
         self.runner.start()
         for command in found.pending:  # before anything new arrives: they came first
             pdu = self.config.pdus.get(command.pdu)
             if pdu is None or pdu.resolve_port(command.port) != (command.port, command.number):
                 self._refuse(command, f"not run: after a restart, port {command.port!r} of PDU {command.pdu!r} "
                                       "is no longer in the configuration")
+            elif self.fleet is not None:  # ours once claimed; left to the owner if another daemon has it
+                self.fleet.take(command, self.runner.submit)
             else:
                 self.runner.submit(command)
         for command, ack in found.unanswered:  # held until connected
@@ -147,6 +158,8 @@ class Daemon:
         self.stopped.set()
         if self.listener is not None:
             self.listener.close()
+        if self.fleet is not None:  # first: a standby takes over as soon as the claims are emptied
+            self.fleet.stop()
         self.runner.stop()
         self.bridge.stop()
         self.journal.close()
@@ -184,13 +197,22 @@ class Daemon:
     # --- serving PDUs, and reloading which ----------------------------------------------
 
     def _serve(self, pdu: PduConfig) -> None:
-        """The one place a PDU starts being served: at start, and when a reload adds it."""
+        """A PDU is to be served: at start, and when a reload adds it (in a fleet: once claimed)."""
+        if self.fleet is not None:
+            self.fleet.claim(pdu.name)
+        else:
+            self._serve_now(pdu)
+
+    def _serve_now(self, pdu: PduConfig) -> None:
+        """The one place a PDU starts being served."""
         self.runner.add(pdu)
         if self.metrics is not None:
             self.metrics.queue_depth.labels(pdu.name).set_function(lambda name=pdu.name: self.runner.waiting(name))
 
     def _retire(self, name: str) -> None:
         """A reload removed PDU ``name``: it runs what it has queued, then goes (:meth:`_retired`)."""
+        if self.fleet is not None:
+            self.fleet.release(name)
         self.runner.remove(name)
 
     def _retired(self, pdu: PduConfig) -> None:
@@ -242,6 +264,8 @@ class Daemon:
     def _apply(self, new: Config) -> Outcome:
         change = plan(self.config, new, mqtt_overrides=self.mqtt_overrides, broker_given=self._broker_given)
         running = change.config
+        if self.fleet is not None:
+            self.fleet.reconfigure(running)
         for name in change.added:  # before the bridge takes commands for them
             self._serve(running.pdus[name])
         self.config = running
@@ -254,7 +278,8 @@ class Daemon:
         if self.feed is not None:
             self.feed.reconfigure(running)
         for name in change.changed:
-            self.runner.replace(running.pdus[name])
+            if self.fleet is None or name in self.runner.workers:  # not one another daemon drives
+                self.runner.replace(running.pdus[name])
         for name in change.removed:  # after the bridge: no new command is taken for them
             self._retire(name)
         if self.discovery is not None:

@@ -90,13 +90,13 @@ def plan(old: Config, new: Config, *, mqtt_overrides: dict[str, Any] | None = No
     restart = [f"mqtt.{key}" for key in sorted(set(old.mqtt) | set(new_mqtt))
                if key not in LIVE_MQTT_KEYS and not (broker_given and key in BROKER_KEYS)
                and old.mqtt.get(key) != new_mqtt.get(key)]
-    for section in ("homeassistant", "pdudaemon", "http", "state_dir"):
+    for section in ("homeassistant", "pdudaemon", "http", "state_dir", "fleet"):
         if getattr(old, section) != getattr(new, section):
             restart.append(section)
     mqtt = {k: v for k, v in old.mqtt.items() if k not in LIVE_MQTT_KEYS}
     mqtt.update({k: new_mqtt[k] for k in LIVE_MQTT_KEYS if k in new_mqtt})
     running = replace(new, mqtt=mqtt, homeassistant=old.homeassistant, pdudaemon=old.pdudaemon,
-                      http=old.http, state_dir=old.state_dir)
+                      http=old.http, state_dir=old.state_dir, fleet=old.fleet)
     return Plan(running,
                 added=[name for name in new.pdus if name not in old.pdus],
                 removed=[name for name in old.pdus if name not in new.pdus],

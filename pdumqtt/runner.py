@@ -217,6 +217,8 @@ class _MeterRound:
 class PduWorker:
     """The one thread that talks to one PDU."""
 
+    may_drive: Callable[[str], bool] = staticmethod(lambda name: True)  # a fleet's gate (pdumqtt/fleet.py)
+
     def __init__(self, pdu: PduConfig, publisher: Publisher, calls: CallObserver | None = None,
                  journal: Journal | None = None) -> None:
         self.pdu = pdu
@@ -348,6 +350,10 @@ class PduWorker:
                                    f"refused: port {command.port} is in a cycle until {until} (in {left:.1f} s); "
                                    "send ON or OFF to end it", started)
                 return
+        if not self.may_drive(self.pdu.name):  # another daemon owns the PDU now (pdumqtt/fleet.py)
+            log.warning("pdu %s: %s %s not run here: another daemon drives this PDU now", self.pdu.name,
+                        command.action, command.port)
+            return
         if command.action != "get" and self.journal is not None:
             self.journal.running(command)  # from here on a crash leaves the outcome unknown
         try:
@@ -693,6 +699,7 @@ class Runner:
         self._lock = threading.RLock()
         self._next: dict[str, PduConfig | None] = {}  # retiring workers: what follows (None: nothing)
         self._started = self._stopping = False
+        self.may_drive: Callable[[str], bool] = PduWorker.may_drive  # a fleet's gate for the workers it adds
 
     def submit(self, command: Command) -> None:
         with self._lock:
@@ -747,6 +754,7 @@ class Runner:
     def _new_worker(self, pdu: PduConfig, commands: list[Command]) -> list[tuple[Command, str]]:
         """Under the lock: the PDU's new worker, with the commands handed over; those it cannot take."""
         worker = self.workers[pdu.name] = PduWorker(pdu, self.publisher, self.calls, self.journal)
+        worker.may_drive = self.may_drive
         refused = []
         for command in commands:
             if pdu.resolve_port(command.port) == (command.port, command.number):

@@ -4,6 +4,8 @@
 the daemon's output topics apart with :func:`parse`, so that they agree on what each means:
 
 - ``{base}/bridge/state`` and ``{base}/bridge/info``: the bridge's;
+- ``{base}/bridge/daemons/<client id>`` and ``{base}/<pdu>/owner``: a fleet's (pdumqtt/fleet.py),
+  each daemon's liveness record and each PDU's claim;
 - ``{base}/<pdu>/availability``;
 - ``{base}/<pdu>/<port>/state`` and ``{base}/<pdu>/<port>/ack``;
 - ``{base}/<pdu>/<port>/<quantity>`` and ``{base}/<pdu>/<quantity>``: a meter reading
@@ -20,18 +22,19 @@ from dataclasses import dataclass
 from pdumqtt.config import RESERVED_PDU_NAMES
 from pdumqtt.drivers import READING_UNITS
 
-BRIDGE_STATE, BRIDGE_INFO, AVAILABILITY, STATE, ACK, READING = (
-    "bridge_state", "bridge_info", "availability", "state", "ack", "reading")
+BRIDGE_STATE, BRIDGE_INFO, AVAILABILITY, STATE, ACK, READING, DAEMON, OWNER = (
+    "bridge_state", "bridge_info", "availability", "state", "ack", "reading", "daemon", "owner")
 
 
 @dataclass(frozen=True)
 class Published:
     """One published topic: what it carries, and for which PDU, port and meter quantity."""
 
-    kind: str  # one of BRIDGE_STATE, BRIDGE_INFO, AVAILABILITY, STATE, ACK, READING
+    kind: str  # one of BRIDGE_STATE, BRIDGE_INFO, AVAILABILITY, STATE, ACK, READING, DAEMON, OWNER
     pdu: str | None = None
     port: str | None = None  # None on a PDU's own topics (availability, totals)
     quantity: str | None = None  # a READING's: power, current, voltage or energy
+    daemon: str | None = None  # a DAEMON's client id
 
 
 def parse(base: str, topic: str) -> Published | None:
@@ -43,6 +46,8 @@ def parse(base: str, topic: str) -> Published | None:
         return Published(BRIDGE_STATE)
     if levels == ["bridge", "info"]:
         return Published(BRIDGE_INFO)
+    if len(levels) == 3 and levels[:2] == ["bridge", "daemons"] and levels[2]:
+        return Published(DAEMON, daemon=levels[2])
     if levels[0] in RESERVED_PDU_NAMES or not levels[0] or len(levels) not in (2, 3) or not all(levels):
         return None
     pdu, leaf = levels[0], levels[-1]
@@ -51,6 +56,8 @@ def parse(base: str, topic: str) -> Published | None:
         return Published(READING, pdu, port, leaf)
     if port is None and leaf == "availability":
         return Published(AVAILABILITY, pdu)
+    if port is None and leaf == OWNER:
+        return Published(OWNER, pdu)
     if port is not None and leaf in (STATE, ACK):
         return Published(leaf, pdu, port)
     return None
