@@ -304,8 +304,11 @@ class PduDaemonListener:
                 data += more
             return data
         while data and b"\n" not in data and len(data.split()) < 3 and len(data) < MAX_REQUEST:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the request deadline's
+            # cancellation when a byte arrives at the same moment, and a trickling client is never cut
             try:
-                more = await asyncio.wait_for(reader.read(MAX_REQUEST - len(data)), TCP_REST_TIMEOUT)
+                async with asyncio.timeout(TCP_REST_TIMEOUT):
+                    more = await reader.read(MAX_REQUEST - len(data))
             except TimeoutError:
                 break
             if not more:
