@@ -179,6 +179,21 @@ class Probe:
         self.client.loop_stop()
 
 
+def retained(broker: Broker, topic: str) -> list[Any]:
+    """What the broker holds retained under ``topic`` now: a fresh subscriber's first messages,
+    up to a marker published after its subscription (the broker sends retained ones first)."""
+    fresh = Probe(broker)
+    try:
+        marker = f"{fresh.reply_topic}/marker"
+        fresh.subscribe(marker)
+        fresh.subscribe(topic)
+        fresh.publish(marker, b"x")
+        fresh.wait_for(marker)
+        return [m for m in fresh.all(topic) if m.retain]
+    finally:
+        fresh.close()
+
+
 def tcp_exchange(address: tuple[str, int], data: bytes, timeout: float = 20) -> bytes:
     """Send ``data`` in one write and read the answer until the other side closes."""
     with socket.create_connection(address, timeout=timeout) as sock:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Broker, Probe, run_cli, start_daemon, start_mosquitto, wait_until, write_config
+from support import Broker, Probe, retained, run_cli, start_daemon, start_mosquitto, wait_until, write_config
 
 SETTLE = 0.3
 
@@ -42,17 +42,8 @@ def _no_overlap(path: Path) -> None:
 
 
 def _retained_json(broker: Broker, topic: str) -> dict[str, Any] | None:
-    fresh = Probe(broker)
-    try:
-        marker = f"{fresh.reply_topic}/marker"
-        fresh.subscribe(marker)
-        fresh.subscribe(topic)
-        fresh.publish(marker, b"x")
-        fresh.wait_for(marker)
-        found = [m for m in fresh.all(topic) if m.retain and m.payload]
-        return json.loads(found[-1].payload) if found else None
-    finally:
-        fresh.close()
+    found = [m for m in retained(broker, topic) if m.payload]
+    return json.loads(found[-1].payload) if found else None
 
 
 def _send(probe: Probe, unique: str, pdu: str, transactions: range) -> None:

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from support import Broker, Probe, free_port, run_cli, wait_until, write_config
+from support import Broker, Probe, free_port, retained, run_cli, wait_until, write_config
 
 from pdumqtt.config import load_config_data
 from pdumqtt.reload import plan
@@ -29,21 +29,6 @@ def _sim(ports: Any = 2, **options: Any) -> dict[str, Any]:
 
 def _reload(daemon: Any, tmp_path: Path, config: dict[str, Any]) -> Any:
     return daemon.reload(write_config(tmp_path, config, f"reload-{id(config)}.yaml"))
-
-
-def _retained(broker: Broker, topic: str) -> list[Any]:
-    """What the broker holds retained under ``topic`` now: a fresh subscriber's first messages,
-    up to a marker published after its subscription (the broker sends retained ones first)."""
-    fresh = Probe(broker)
-    try:
-        marker = f"{fresh.reply_topic}/marker"
-        fresh.subscribe(marker)
-        fresh.subscribe(topic)
-        fresh.publish(marker, b"x")
-        fresh.wait_for(marker)
-        return [m for m in fresh.all(topic) if m.retain]
-    finally:
-        fresh.close()
 
 
 def test_reload_adds_removes_and_changes_pdus(daemon: Any, probe: Probe, broker: Broker, unique: str,
@@ -78,14 +63,14 @@ def test_reload_adds_removes_and_changes_pdus(daemon: Any, probe: Probe, broker:
     # the removed PDU's retained topics are emptied: availability, states, readings
     for topic in (f"{u}/{gone}/availability", f"{u}/{gone}/1/state", f"{u}/{gone}/1/power", f"{u}/{gone}/power"):
         probe.wait_for(topic, lambda m: m.payload == b"")
-    wait_until(lambda: not _retained(broker, f"{u}/{gone}/#"), 10, "the removed PDU's retained topics to go")
+    wait_until(lambda: not retained(broker, f"{u}/{gone}/#"), 10, "the removed PDU's retained topics to go")
     # its Home Assistant entities are removed, the added PDU's appear
     probe.wait_for(f"{ha}/+/+/+/config", lambda m: f"{gone}_1" in m.topic and m.payload == b"")
     probe.wait_for(f"{ha}/+/+/+/config", lambda m: f"{added}_1" in m.topic and m.payload != b"")
     probe.wait_for(f"{ha}/+/+/+/config", lambda m: f"{changed}_3" in m.topic and m.payload != b"")
-    assert not [m for m in _retained(broker, f"{ha}/#") if gone in m.topic]
+    assert not [m for m in retained(broker, f"{ha}/#") if gone in m.topic]
 
-    info = json.loads(_retained(broker, f"{u}/bridge/info")[0].payload)
+    info = json.loads(retained(broker, f"{u}/bridge/info")[0].payload)
     assert set(info["pdus"]) == {keep, changed, added}
     assert list(info["pdus"][changed]["ports"]) == ["1", "2", "3"]
 
