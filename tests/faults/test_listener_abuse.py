@@ -107,7 +107,10 @@ def test_a_connection_flood_in_a_process_short_of_descriptors_never_reaches_mqtt
     flooders: list[socket.socket] = []
     try:
         probe.subscribe("pdu/bridge/state")
+        probe.subscribe(f"pdu/{unique}/availability")
         wait_until(lambda: any("pdumqtt serving" in line for line in lines), 20, "the daemon to start")
+        # the PDU's availability comes after the daemon's SUBSCRIBE: from then on a /set reaches it
+        probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online", timeout=20)
         assert probe.request(f"pdu/{unique}/1/set", "ON", timeout=20)["status"] == "ok"
         opened_at = time.monotonic()
         for _ in range(flood):  # the kernel's backlog takes what the listener does not accept
