@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import queue
+import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 
@@ -54,18 +59,57 @@ def test_json_lines_follow_states_availability_and_acks(daemon, broker, unique):
     assert f"{unique}-other" not in "".join(lines.queue), "watch PDU shows that PDU only"
 
 
+def _strip_terminal_codes(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", text)
+
+
 def test_table_shows_every_outlet_and_the_last_ack(daemon, broker, unique):
     daemon({"pdus": {unique: {"driver": "sim", "ports": ["dut1", "dut2"]}}})
     assert run_cli("off", unique, "dut2", env={"PDUMQTT_BROKER": broker.address}).returncode == 0
-    proc, lines = _watch(broker)
-    # without a terminal, rich draws the table once, when watch ends
-    assert run_cli("on", unique, "dut1", env={"PDUMQTT_BROKER": broker.address}).returncode == 0
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(10) == 0
-    text = "".join(lines.queue)
-    dut1 = next(line for line in text.splitlines() if unique in line and "dut1" in line)
-    assert "ON" in dut1 and "online" in dut1
-    assert any(unique in line and "dut2" in line and "OFF" in line for line in text.splitlines())
+    # on a terminal, as a user runs it, so the table redraws as messages arrive and the test can wait for it
+    master, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "pdumqtt", "watch"], stdout=terminal, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PDUMQTT_BROKER": broker.address, "TERM": "xterm"})
+    os.close(terminal)
+    screen: list[str] = []
+    drawn = threading.Condition()
+
+    def read_terminal() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO once watch has exited and the terminal is closed
+                chunk = b""
+            with drawn:
+                if not chunk:
+                    screen.append("\0")
+                    drawn.notify_all()
+                    return
+                screen.append(chunk.decode(errors="replace"))
+                drawn.notify_all()
+
+    def wait_for(predicate, timeout: float = 10.0) -> str:
+        with drawn:
+            drawn.wait_for(lambda: "\0" in screen or predicate(_strip_terminal_codes("".join(screen)).splitlines()),
+                           timeout)
+            text = _strip_terminal_codes("".join(screen))
+        assert predicate(text.splitlines()), f"the table never showed it:\n{text[-3000:]}"
+        return text
+
+    threading.Thread(target=read_terminal, daemon=True).start()
+    try:
+        assert "watching" in proc.stderr.readline()
+        assert run_cli("on", unique, "dut1", env={"PDUMQTT_BROKER": broker.address}).returncode == 0
+        text = wait_for(lambda lines: any(unique in line and "dut1" in line and "ON" in line and "on ok" in line
+                                          for line in lines))
+        dut1 = next(line for line in text.splitlines()[::-1] if unique in line and "dut1" in line)
+        assert "ON" in dut1 and "online" in dut1 and "on ok" in dut1
+        assert any(unique in line and "dut2" in line and "OFF" in line for line in text.splitlines())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+        os.close(master)
 
 
 def test_no_broker_exits_3(unique):
