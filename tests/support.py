@@ -194,6 +194,18 @@ def retained(broker: Broker, topic: str) -> list[Any]:
         fresh.close()
 
 
+def assert_missing_outlet_spares_the_pdu(probe: Probe, pdu: str, outlet: Callable[[int], bool], missing: int,
+                                          error_says: str) -> None:
+    """A /set for outlet ``missing``, which the device lacks, gets one error naming it (no retries),
+    while the PDU stays online, switches its other outlets, and publishes no state for the ones it lacks."""
+    ack = probe.request(f"pdu/{pdu}/{missing}/set", "ON")
+    assert ack["status"] == "error" and error_says in ack["error"] and "(after" not in ack["error"], ack
+    assert probe.request(f"pdu/{pdu}/2/set", "ON")["state"] == "ON" and outlet(2)
+    availability = [m.payload for m in probe.all(f"pdu/{pdu}/availability")]
+    assert availability == [b"online"], availability
+    assert not any(probe.all(f"pdu/{pdu}/{n}/state") for n in range(missing, missing + 2))
+
+
 def tcp_exchange(address: tuple[str, int], data: bytes, timeout: float = 20) -> bytes:
     """Send ``data`` in one write and read the answer until the other side closes."""
     with socket.create_connection(address, timeout=timeout) as sock:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import voluptuous as vol
 from conftest import free_port, wait_until
+from support import assert_missing_outlet_spares_the_pdu
 
 from pdumqtt.drivers import DriverError, NoSuchOutlet
 from pdumqtt.drivers.apc_telnet import DO, ECHO, SGA, ApcTelnet
@@ -194,12 +195,7 @@ def test_daemon_port_the_pdu_lacks_is_an_error_ack_and_the_pdu_stays_online(
     probe.wait_for(f"pdu/{pdu}/8/state")
     seen = sim.logins
     wait_until(lambda: sim.logins >= seen + 20, 20, "more probes")
-    ack = probe.request(f"pdu/{pdu}/9/set", "ON")
-    assert ack["status"] == "error" and "no outlet 9" in ack["error"] and "(after" not in ack["error"]
-    assert probe.request(f"pdu/{pdu}/2/set", "ON")["state"] == "ON" and sim.outlet(2)
-    availability = [m.payload for m in probe.all(f"pdu/{pdu}/availability")]
-    assert availability == [b"online"], availability
-    assert not probe.all(f"pdu/{pdu}/9/state") and not probe.all(f"pdu/{pdu}/10/state")
+    assert_missing_outlet_spares_the_pdu(probe, pdu, sim.outlet, 9, "no outlet 9")
 
 
 def test_daemon_wrong_password_error_ack(telnet_sim: Callable[..., ApcTelnetSimulator], daemon: Any, probe: Any,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import voluptuous as vol
 from conftest import wait_until
+from support import assert_missing_outlet_spares_the_pdu
 
 from pdumqtt import registry
 from pdumqtt.drivers import Driver, DriverError, NoSuchOutlet
@@ -376,12 +377,7 @@ def test_daemon_port_the_agent_lacks_is_an_error_ack_and_the_pdu_stays_online(
     probe.wait_for(f"pdu/{pdu}/availability", lambda m: m.payload == b"online")
     probe.wait_for(f"pdu/{pdu}/8/state")
     # queued behind the probe that has read port 8, so it runs after the probe asked for 9 and 10
-    ack = probe.request(f"pdu/{pdu}/9/set", "ON")
-    assert ack["status"] == "error" and "has no object" in ack["error"] and "(after" not in ack["error"]
-    assert probe.request(f"pdu/{pdu}/2/set", "ON")["state"] == "ON" and sim.outlet(2)
-    availability = [m.payload for m in probe.all(f"pdu/{pdu}/availability")]
-    assert availability == [b"online"], availability
-    assert not probe.all(f"pdu/{pdu}/9/state") and not probe.all(f"pdu/{pdu}/10/state")
+    assert_missing_outlet_spares_the_pdu(probe, pdu, sim.outlet, 9, "has no object")
 
 
 def test_daemon_silent_agent_then_answers(snmp_sim: Callable[..., SnmpSimulator], daemon: Any, probe: Any,
