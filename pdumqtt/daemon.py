@@ -67,8 +67,9 @@ class Daemon:
         if config.fleet is not None:
             from pdumqtt.fleet import Fleet
 
-            self.fleet = Fleet(config, self.bridge, serve=self._serve_now, accept=self.journal.accept)
+            self.fleet = Fleet(config, self.bridge, serve=self._serve_now, resume=self.journal.accept_interrupted)
             self.runner.may_drive = self.fleet.may_drive
+            self.journal.on_running = self.fleet.running  # the standbys hear what a crash would leave unknown
         self.journal.client = self.bridge.client
         self.journal.refuse = self._refuse
         self.bridge.journal = self.journal

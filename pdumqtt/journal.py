@@ -57,6 +57,7 @@ _FIELDS = ("action", "pdu", "port", "number", "delay", "transaction", "alias", "
 CONFIRM_INTERVAL = 0.05
 PRUNE_INTERVAL = 30.0
 MAX_BATCH = 500
+_COMMANDS = ("command", "interrupted")  # the intake's items that are commands to journal and hand on
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS commands (
@@ -135,6 +136,8 @@ class Journal:
         self.client: mqtt.Client | None = None  # acknowledges the messages, in the order they came
         # answers a command that cannot be journalled (a full disk): never safe, so never run
         self.refuse: Callable[[Command, str], None] = lambda command, reason: None
+        # told of each command marked running, on its PDU's worker (a fleet tells its standbys)
+        self.on_running: Callable[[Command], None] = lambda command: None
         self._db: sqlite3.Connection | None = None
         self._db_lock = threading.Lock()  # one statement (and its commit) at a time
         self._lockfile: IO[str] | None = None
@@ -256,6 +259,17 @@ class Journal:
         """Journal a command that came in another way (the PDUDaemon listener), then hand it on."""
         self._queue.put(("command", command, None))
 
+    def accept_interrupted(self, command: Command) -> None:
+        """Journal, as ``running``, a command another daemon had started and not answered when it
+        died (a fleet's takeover, pdumqtt/fleet.py), then hand it on: the worker answers it as it
+        answers one a crash of ours interrupted, and never runs it again."""
+        if command.journal_id is not None:  # a row of ours already (recovered at start)
+            self._resume[command.journal_id] = Resume(RUNNING)
+            self.running(command)
+            self.submit(command)
+            return
+        self._queue.put(("interrupted", command, None))
+
     def release(self, message: mqtt.MQTTMessage) -> None:
         """The message is handled: acknowledge it once what it asked for is journalled."""
         if message.qos:
@@ -268,7 +282,9 @@ class Journal:
         return self._resume.pop(command.journal_id, None) if command.journal_id is not None else None
 
     def running(self, command: Command) -> None:
+        """Just before the driver call that may change the outlet: from here a crash leaves its outcome unknown."""
         self._update(command, "UPDATE commands SET state = ? WHERE id = ?", (RUNNING, command.journal_id))
+        self.on_running(command)
 
     def cycling(self, command: Command, on_at: float) -> None:
         self._update(command, "UPDATE commands SET state = ?, on_at = ? WHERE id = ?",
@@ -343,7 +359,7 @@ class Journal:
 
     def _intake(self, items: list[tuple[str, Any, Any]]) -> None:
         """Write the batch's commands in one transaction; then hand them on and send the PUBACKs."""
-        commands = [(command, delivery) for kind, command, delivery in items if kind == "command"]
+        commands = [item for item in items if item[0] in _COMMANDS]
         failed: str | None = None
         if commands:
             now, mono = time.time(), time.monotonic()
@@ -351,11 +367,14 @@ class Journal:
                 try:
                     assert self._db is not None, "journal closed"
                     self._db.execute("BEGIN")
-                    for command, delivery in commands:
+                    for kind, command, delivery in commands:
+                        state = RUNNING if kind == "interrupted" else QUEUED
                         row = self._db.execute(
                             "INSERT INTO commands (state, command, client_transaction, deadline) VALUES (?, ?, ?, ?)",
-                            self._row(command, now, mono))
+                            (state, *self._row(command, now, mono)))
                         command.journal_id = row.lastrowid
+                        if kind == "interrupted":
+                            self._resume[command.journal_id] = Resume(RUNNING)
                         if delivery is not None:
                             self._db.execute("INSERT OR REPLACE INTO deliveries (mid, digest) VALUES (?, ?)", delivery)
                     self._db.execute("COMMIT")
@@ -368,7 +387,7 @@ class Journal:
                     except sqlite3.Error:
                         pass
         for kind, first, second in items:
-            if kind == "command":
+            if kind in _COMMANDS:
                 if failed is None:
                     self.submit(first)
                 else:
@@ -383,7 +402,7 @@ class Journal:
         data["correlation"] = command.correlation.hex() if command.correlation else None
         data["received"] = now - (mono - command.received)
         deadline = None if command.deadline is None else now + (command.deadline - mono)
-        return QUEUED, json.dumps(data), int(command.client_transaction), deadline
+        return json.dumps(data), int(command.client_transaction), deadline
 
     def _confirm(self) -> None:
         """Mark the rows whose acks the broker has (under the db lock)."""

@@ -1,6 +1,7 @@
 """Several daemons, one fleet (pdumqtt/fleet.py): two daemons with one PDU never both drive it,
-a standby takes over when the owner is killed and runs what it left unanswered once, the old owner
-coming back stays out, and all of it through two bridged brokers."""
+a standby takes over when the owner is killed or frozen and runs what it left unanswered once
+(but not again what it had started), the old owner coming back stays out, and all of it through
+two bridged brokers."""
 
 from __future__ import annotations
 
@@ -177,9 +178,45 @@ def test_standby_takes_over_a_frozen_owner(broker: Broker, unique: str, tmp_path
                                            daemon_processes: list[subprocess.Popen[str]]) -> None:
     times = _takeover(broker, broker, broker, unique, tmp_path, daemon_processes, freeze=True)
     print(f"takeover of a frozen owner: {times}")
-    # the broker declares a silent client dead after keepalive x 1.5 (mosquitto: 3 to 7.5 s with
-    # keepalive 2, its keepalive check is coarse); the fleet's part, from the will on, is ours
-    assert times["will_to_takeover"] <= SETTLE + 1.0
+    # the owner's beats stop: the standby does not wait for the broker's Last Will (mosquitto
+    # fires it 3 to 7.5 s after, with keepalive 2: its keepalive check is coarse)
+    assert times["kill_to_takeover"] <= 2 * 1.5 + 1.0  # keepalive x 1.5 plus a second
+
+
+def test_a_command_the_owner_started_is_not_run_again_by_the_standby(
+        broker: Broker, probe: Probe, unique: str, tmp_path: Path,
+        daemon_processes: list[subprocess.Popen[str]]) -> None:
+    pdu, calls = f"{unique}p", tmp_path / "calls.jsonl"
+    probe.subscribe(f"{unique}/#")
+    primary = f"{unique}-a"
+    slow = _config(unique, pdu, calls, primary)
+    slow["pdus"][pdu]["switch_latency"] = 8.0  # the owner is killed in the middle of its first switch
+    daemon_processes.append(_spawn(tmp_path, slow, broker, "primary"))
+    probe.wait_for(f"{unique}/{pdu}/owner", lambda m: b'"owned"' in m.payload and primary.encode() in m.payload)
+    standby = start_daemon(_config(unique, pdu, calls, f"{unique}-z", standby=True), broker)
+    try:
+        wait_until(lambda: _retained_json(broker, f"{unique}/bridge/daemons/{unique}-z"), 5,
+                   "the standby's liveness record")
+        _send(probe, unique, pdu, range(1))  # x0: OFF port 1, the slow one
+        wait_until(lambda: [c.running for c in standby.fleet._held.get(pdu, ())] == [True], 5,
+                   "the standby to hear that the owner started x0")
+        _send(probe, unique, pdu, range(1, 4))  # x1 to x3: queued behind it on the owner
+        wait_until(lambda: len(standby.fleet._held.get(pdu, ())) == 4, 5, "the standby's copies")
+        daemon_processes[0].send_signal(signal.SIGKILL)
+        wait_until(lambda: standby.fleet.owns(pdu), 10, "the standby to take over")
+        wait_until(lambda: len(_acks(probe, unique)) == 4, 10, "every command answered")
+        assert set(_acks(probe, unique).values()) == {1}, "each command answered once"
+        answers = {json.loads(m.payload)["transaction"]: json.loads(m.payload)
+                   for m in probe.all(f"{unique}/+/+/ack")}
+        assert answers["x0"]["status"] == "error"
+        assert answers["x0"]["error"].startswith("outcome unknown: the daemon stopped while this OFF ran")
+        assert "(not run again)" in answers["x0"]["error"] and "the outlet reads OFF now" in answers["x0"]["error"]
+        assert [answers[f"x{n}"]["status"] for n in range(1, 4)] == ["ok"] * 3
+        switches = Counter(c["port"] for c in _calls(calls) if c["action"] in ("on", "off"))
+        assert switches == {2: 1, 3: 1, 4: 1}, "x0 switched again, or a later one not once"
+        assert any(c["port"] == 1 and c["action"] == "get" for c in _calls(calls)), "x0's outlet read back"
+    finally:
+        standby.stop()
 
 
 @pytest.fixture
