@@ -89,6 +89,9 @@ class Fleet:
         self.bridge = bridge
         self.serve, self.resume = serve, resume
         self.lease = float(config.mqtt["keepalive"])  # a restart, not a reload, changes the keepalive
+        # beats say something only between daemons on one broker: across a bridge, an owner's beats
+        # come back to it from its own broker while the bridge is down and the standby hears none
+        self.broker = f"{bridge.host}:{bridge.port}"
         self._cond = threading.Condition(threading.RLock())
         self.owned: set[str] = set()
         self.conflicts: dict[str, str] = {}  # PDU -> the live daemon that keeps it from us
@@ -102,7 +105,8 @@ class Fleet:
         self._beats_sent: dict[int, float] = {}  # our beats young enough to renew the lease -> when sent
         self._beat_at = 0.0  # when our last beat went out (monotonic)
         self._lease_until = 0.0  # we may drive until then (monotonic): a beat's sending, plus keepalive
-        self._heard: dict[str, tuple[float, float]] = {}  # daemon -> (when we last heard it, its lease)
+        self._beating: dict[str, float] = {}  # daemon on our broker that beats -> its lease (its record says)
+        self._heard: dict[str, tuple[float, float]] = {}  # such a daemon -> (when we last heard it, its lease)
         self._held: dict[str, deque[_Copy]] = {}
         self._stopping = threading.Event()
         self._ticking = threading.Event()
@@ -302,9 +306,10 @@ class Fleet:
         if self.bridge.v5:  # a daemon gone for good, and not cleared by anyone, lapses
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = ONLINE_EXPIRY
-        # the lease tells a standby that we beat, and how long our silence must last to mean death
+        # the lease and the broker tell a standby whether our silence means death, and after how long
         self._send(f"{self.base}/bridge/daemons/{self.me}",
-                   json.dumps({**self.info()["fleet"], "lease": self.lease, "ts": time.time()}), props)
+                   json.dumps({**self.info()["fleet"], "lease": self.lease, "broker": self.broker, "ts": time.time()}),
+                   props)
         self.bridge.publish_info()
 
     def _on_connected(self, client: mqtt.Client) -> None:
@@ -343,8 +348,8 @@ class Fleet:
         self._beat_seq += 1
         self._beats_sent = {seq: sent for seq, sent in self._beats_sent.items() if sent > now - self.lease}
         self._beats_sent[self._beat_seq] = now
-        self.bridge.client.publish(f"{self.base}/bridge/daemons/{self.me}/beat",
-                                   json.dumps({"seq": self._beat_seq, "lease": self.lease}), qos=0)
+        self.bridge.client.publish(f"{self.base}/bridge/daemons/{self.me}/beat", json.dumps({"seq": self._beat_seq}),
+                                   qos=0)
 
     def _leased(self) -> bool:
         return time.monotonic() < self._lease_until
@@ -362,7 +367,8 @@ class Fleet:
         coming back), so a standby may be taking them over. What our socket holds must not be
         driven before we know: we hold off a keepalive, as long as the claim of a standby that
         took us for gone can take to reach us (the README's argument), then confirm."""
-        if self.owned and not self._confirming and not self._leased():
+        held_off = self._confirming and self._confirm_after >= self._lease_until + self.lease  # for this lapse
+        if self.owned and not self._leased() and not held_off:
             log.warning("this daemon's lease ran out (no beat of its own back for %.1f s): it drives nothing "
                         "until it is sure of its claims", time.monotonic() - self._lease_until + self.lease)
             self._confirm(hold=True)
@@ -391,16 +397,15 @@ class Fleet:
 
     def _on_beat(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         daemon = message.topic.rsplit("/", 2)[1]
-        try:
-            body = json.loads(message.payload)
-            seq, lease = int(body["seq"]), float(body["lease"])
-        except (ValueError, KeyError, TypeError):
-            return
         now = time.monotonic()
         with self._cond:
             if daemon != self.me:
-                if lease > 0:
-                    self._heard[daemon] = (now, lease)
+                if daemon in self._beating:
+                    self._heard[daemon] = (now, self._beating[daemon])
+                return
+            try:
+                seq = int((_json_object(message.payload) or {})["seq"])
+            except (ValueError, KeyError, TypeError):
                 return
             sent = self._beats_sent.get(seq)
             if sent is None:  # too old to renew anything
@@ -461,18 +466,24 @@ class Fleet:
             if not message.payload:
                 self.live.discard(daemon)
                 self._heard.pop(daemon, None)
+                self._beating.pop(daemon, None)
                 if daemon != self.me:
                     self._gone(daemon)
                 return
             self.live.add(daemon)
             if daemon == self.me:
                 return
+            record = _json_object(message.payload) or {}
             try:
-                lease = float(json.loads(message.payload)["lease"])
+                lease = float(record["lease"]) if record.get("broker") == self.broker else 0.0
             except (ValueError, KeyError, TypeError):
-                lease = 0.0  # a daemon that does not beat: only its Last Will says it is gone
-            if lease > 0:  # silent from now on, it is gone after SILENCE x its lease (a record from a frozen one)
+                lease = 0.0
+            if lease > 0:  # silent from now on (a frozen one's retained record), it is gone after SILENCE x lease
+                self._beating[daemon] = lease
                 self._heard[daemon] = (time.monotonic(), lease)
+            else:  # it does not beat, or not on our broker: only its Last Will says it is gone
+                self._beating.pop(daemon, None)
+                self._heard.pop(daemon, None)
             if not message.retain:
                 self.dead.discard(daemon)  # it is back (and stays out of what is owned by others)
 
