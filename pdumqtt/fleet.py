@@ -101,6 +101,8 @@ class Fleet:
         self._racing: dict[str, dict[str, Claim]] = {}  # PDU -> the claims seen while ours settles
         self._confirming = True  # until a beat of ours comes back after a (re)connect or a lapsed lease
         self._confirm_after = 0.0  # the beat that confirms was sent then or later (monotonic)
+        self._hold_pending = False  # our lease ran out: the next beat sent puts _confirm_after a keepalive on
+        self._held_for = 0.0  # the end of the lease whose lapse we hold off for (once per lapse)
         self._beat_seq = 0
         self._beats_sent: dict[int, float] = {}  # our beats young enough to renew the lease -> when sent
         self._beat_at = 0.0  # when our last beat went out (monotonic)
@@ -143,7 +145,7 @@ class Fleet:
         taking over."""
         with self._cond:
             while pdu in self.owned and not self._stopping.is_set():
-                self._check_lease()
+                self._beat_if_lapsed()
                 if not self._confirming and self.bridge.connected.is_set():
                     break
                 self._cond.wait(1.0)
@@ -329,7 +331,7 @@ class Fleet:
         while not self._stopping.wait(TICK):
             with self._cond:
                 now = time.monotonic()
-                self._check_lease()
+                self._beat_if_lapsed()
                 if now - self._beat_at >= self.lease / BEATS_PER_LEASE:
                     self._beat()
                 self._check_silence()
@@ -344,7 +346,11 @@ class Fleet:
         whatever the number of PDUs."""
         if not self.bridge.connected.is_set() or self._stopping.is_set():
             return
+        self._check_lease()  # had we stood still since the caller looked, this beat starts the hold-off
         now = self._beat_at = time.monotonic()
+        if self._hold_pending:  # the first beat since our lease ran out (README: "The takeover of a silent owner")
+            self._hold_pending = False
+            self._confirm_after = max(self._confirm_after, now + self.lease)
         self._beat_seq += 1
         self._beats_sent = {seq: sent for seq, sent in self._beats_sent.items() if sent > now - self.lease}
         self._beats_sent[self._beat_seq] = now
@@ -356,22 +362,31 @@ class Fleet:
 
     def _confirm(self, hold: bool) -> None:
         """Under the lock: drive nothing until a beat of ours, sent from now on (with ``hold``: a
-        keepalive from now), comes back after what the broker has for us before it."""
-        after = time.monotonic() + (self.lease if hold else 0.0)
-        self._confirm_after = max(self._confirm_after, after) if self._confirming else after
-        self._confirming = True
+        keepalive after the next one that goes out), comes back after what the broker had for us."""
+        self._start_confirming(hold)
         self._beat()
+
+    def _start_confirming(self, hold: bool) -> None:
+        now = time.monotonic()
+        self._confirm_after = max(self._confirm_after, now) if self._confirming else now
+        self._confirming = True
+        self._hold_pending = self._hold_pending or hold
 
     def _check_lease(self) -> None:
         """Under the lock: our lease ran out while we own PDUs (we stood still, or our beats stopped
         coming back), so a standby may be taking them over. What our socket holds must not be
-        driven before we know: we hold off a keepalive, as long as the claim of a standby that
-        took us for gone can take to reach us (the README's argument), then confirm."""
-        held_off = self._confirming and self._confirm_after >= self._lease_until + self.lease  # for this lapse
-        if self.owned and not self._leased() and not held_off:
+        driven before we know: we hold off a keepalive from our next beat, by when the claim of a
+        standby that took us for gone has reached us (the README's argument), then confirm."""
+        if self.owned and not self._leased() and self._held_for != self._lease_until:
+            self._held_for = self._lease_until
             log.warning("this daemon's lease ran out (no beat of its own back for %.1f s): it drives nothing "
                         "until it is sure of its claims", time.monotonic() - self._lease_until + self.lease)
-            self._confirm(hold=True)
+            self._start_confirming(hold=True)
+
+    def _beat_if_lapsed(self) -> None:
+        """Under the lock: the hold-off of a lease that ran out starts with a beat, at once."""
+        if self.owned and not self._leased() and self._held_for != self._lease_until:
+            self._beat()
 
     def _check_silence(self) -> None:
         """Under the lock: a daemon not heard beating for SILENCE of its leases is gone, as its
