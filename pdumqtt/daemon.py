@@ -86,7 +86,7 @@ class Daemon:
         if config.pdudaemon is not None:
             from pdumqtt.pdudaemon import PduDaemonListener
 
-            self.listener = PduDaemonListener(config, self.journal.accept)
+            self.listener = PduDaemonListener(config, self._accept_local)
         self.stopped = threading.Event()
 
     def _monitor(self) -> MonitorServer:
@@ -99,7 +99,7 @@ class Daemon:
                              pdus=())
         metrics.broker_connected.set_function(lambda: 1 if self.bridge.connected.is_set() else 0)
         self.bridge.on_connected.append(lambda client: metrics.broker_connections.inc())
-        return MonitorServer(self.config, metrics, feed, self.journal.accept)
+        return MonitorServer(self.config, metrics, feed, self._accept_local)
 
     @property
     def connected(self) -> threading.Event:
@@ -107,6 +107,16 @@ class Daemon:
 
     def _refuse(self, command: Command, reason: str) -> None:
         self.bridge.ack(command, None, reason, time.monotonic())
+
+    def _accept_local(self, command: Command) -> None:
+        """A command from the PDUDaemon listener or the status page: journalled and run, unless
+        another daemon of the fleet drives its PDU (only the daemon it reached sees it)."""
+        owner = self.fleet.driven_by(command.pdu) if self.fleet is not None else None
+        if owner is not None:
+            self._refuse(command, f"not run: PDU {command.pdu!r} is driven by daemon {owner!r}, not by this one "
+                                  f"({self.config.client_id!r}); send it there, or over MQTT")
+            return
+        self.journal.accept(command)
 
     def start(self) -> None:
         """Start everything; JournalError when the state directory cannot be used."""

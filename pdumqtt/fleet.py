@@ -97,6 +97,7 @@ class Fleet:
         self.conflicts: dict[str, str] = {}  # PDU -> the live daemon that keeps it from us
         self.claims: dict[str, Claim] = {}  # the last claim seen on each PDU's owner topic
         self.live: set[str] = set()  # daemons with a liveness record
+        self._pdus_of: dict[str, set[str]] = {}  # daemon -> the PDUs its record says it has
         self.dead: set[str] = set()  # daemons whose Last Will we saw
         self._racing: dict[str, dict[str, Claim]] = {}  # PDU -> the claims seen while ours settles
         self._confirming = True  # until a beat of ours comes back after a (re)connect or a lapsed lease
@@ -117,6 +118,7 @@ class Fleet:
         self.silence_seen: dict[str, float] = {}  # daemon -> when (monotonic) we took its silence for death
         bridge.on_connected.append(self._on_connected)
         bridge.info_extra = self.info
+        bridge.refuses = self.refuses
         client = bridge.client
         client.message_callback_add(f"{self.base}/+/owner", self._on_owner)
         client.message_callback_add(f"{self.base}/bridge/daemons/+", self._on_daemon)
@@ -167,6 +169,27 @@ class Fleet:
         if not info.is_published():
             log.warning("pdu %s: the broker did not confirm in time that %s %s runs; a takeover now would run it "
                         "again", command.pdu, command.action.upper(), command.port)
+
+    def driven_by(self, pdu: str) -> str | None:
+        """The other live daemon that owns ``pdu``, if one does."""
+        with self._cond:
+            claim = self.claims.get(pdu)
+            if pdu in self.owned or claim is None or claim.daemon == self.me or not self._alive(claim.daemon):
+                return None
+            return claim.daemon
+
+    def refuses(self, pdu: str) -> bool:
+        """Whether a command for ``pdu`` that cannot run (malformed) is ours to refuse, so that it
+        gets one error ack: the owner's; while no live daemon owns it, the lowest client id's
+        among the live daemons that have the PDU."""
+        with self._cond:
+            if pdu in self.owned:
+                return True
+            claim = self.claims.get(pdu)
+            if claim is not None and self._alive(claim.daemon):
+                return claim.daemon == self.me
+            having = [d for d, pdus in self._pdus_of.items() if pdu in pdus and self._alive(d)]
+            return self.me == min([self.me, *having])
 
     def take(self, command: Command, hand_on: Callable[[Command], None]) -> None:
         """A command for ``command.pdu``: on to ``hand_on`` if we drive it, else kept (while we
@@ -482,6 +505,7 @@ class Fleet:
                 self.live.discard(daemon)
                 self._heard.pop(daemon, None)
                 self._beating.pop(daemon, None)
+                self._pdus_of.pop(daemon, None)
                 if daemon != self.me:
                     self._gone(daemon)
                 return
@@ -489,6 +513,11 @@ class Fleet:
             if daemon == self.me:
                 return
             record = _json_object(message.payload) or {}
+            try:
+                self._pdus_of[daemon] = {*record.get("owned", ()), *record.get("standby", ()),
+                                         *record.get("conflicts", ())}
+            except TypeError:
+                self._pdus_of.pop(daemon, None)
             try:
                 lease = float(record["lease"]) if record.get("broker") == self.broker else 0.0
             except (ValueError, KeyError, TypeError):

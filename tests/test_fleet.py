@@ -13,13 +13,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Broker, Probe, retained, run_cli, start_daemon, start_mosquitto, wait_until, write_config
+from support import Broker, Probe, free_port, retained, run_cli, start_daemon, start_mosquitto, wait_until, write_config
 
 SETTLE = 0.3
 
@@ -91,6 +93,13 @@ def test_two_daemons_with_one_pdu_never_both_drive_it(broker: Broker, probe: Pro
         assert set(_acks(probe, unique).values()) == {1}, "each command answered once"
         assert len([c for c in _calls(calls) if c["action"] in ("on", "off")]) == 40, "each command driven once"
         _no_overlap(calls)
+
+        # a command that cannot run is refused once, by the owner, not by each daemon that has the PDU
+        probe.publish(f"{unique}/{pdu}/1/set", "dance")
+        assert probe.request(f"{unique}/{pdu}/2/set", "ON")["status"] == "ok"  # after it: its refusals are in
+        refusals = [json.loads(m.payload) for m in probe.all(f"{unique}/{pdu}/1/ack")
+                    if json.loads(m.payload)["status"] == "error"]
+        assert len(refusals) == 1 and refusals[0]["state"] is not None, refusals  # the owner knows the state
     finally:
         for d in daemons:
             d.stop()
@@ -257,6 +266,29 @@ def test_bridged_brokers_command_ack_and_takeover(broker: Broker, bridged: Broke
     times = _takeover(broker, bridged, bridged, unique, tmp_path, daemon_processes)
     print(f"takeover across the bridge: {times}")
     assert times["kill_to_takeover"] <= 2 * 1.5 + 1.0
+
+
+def test_a_listener_command_reaching_a_daemon_that_does_not_drive_the_pdu_names_the_owner(
+        broker: Broker, probe: Probe, unique: str, tmp_path: Path) -> None:
+    pdu, calls = f"{unique}p", tmp_path / "calls.jsonl"
+    config = _config(unique, pdu, calls, f"{unique}-z", standby=True)
+    config["pdudaemon"] = {"listen": f"127.0.0.1:{free_port()}"}
+    owner = start_daemon(_config(unique, pdu, calls, f"{unique}-a"), broker)
+    try:
+        wait_until(lambda: owner.fleet.owns(pdu), 5, "the owner to own the PDU")
+        standby = start_daemon(config, broker)
+        try:
+            wait_until(lambda: standby.fleet.driven_by(pdu) == f"{unique}-a", 5, "the standby to know the owner")
+            host, port = standby.listener.address
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://{host}:{port}/power/control/on?hostname={pdu}&port=1", timeout=10)
+            assert refused.value.code == 503
+            assert f"PDU '{pdu}' is driven by daemon '{unique}-a'" in refused.value.read().decode()
+            assert not [c for c in _calls(calls) if c["action"] == "on"]
+        finally:
+            standby.stop()
+    finally:
+        owner.stop()
 
 
 def test_a_race_of_claims_goes_to_the_lowest_client_id(broker: Broker, unique: str, tmp_path: Path) -> None:
