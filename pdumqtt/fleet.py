@@ -400,15 +400,19 @@ class Fleet:
         coming back), so a standby may be taking them over. What our socket holds must not be
         driven before we know: we hold off a keepalive from our next beat, by when the claim of a
         standby that took us for gone has reached us (the README's argument), then confirm."""
-        if self.owned and not self._leased() and self._held_for != self._lease_until:
+        if self._newly_lapsed():
             self._held_for = self._lease_until
             log.warning("this daemon's lease ran out (no beat of its own back for %.1f s): it drives nothing "
                         "until it is sure of its claims", time.monotonic() - self._lease_until + self.lease)
             self._start_confirming(hold=True)
 
+    def _newly_lapsed(self) -> bool:
+        """Under the lock: our lease ran out while we own PDUs, and we have not held off for it yet."""
+        return bool(self.owned) and not self._leased() and self._held_for != self._lease_until
+
     def _beat_if_lapsed(self) -> None:
         """Under the lock: the hold-off of a lease that ran out starts with a beat, at once."""
-        if self.owned and not self._leased() and self._held_for != self._lease_until:
+        if self._newly_lapsed():
             self._beat()
 
     def _check_silence(self) -> None:

@@ -15,7 +15,9 @@ the ack. At start, what is not answered is finished (see :class:`Recovered`):
 - queued: run as if it had just arrived, ``max_command_age`` counted from its arrival;
 - running: its outcome is unknown, so it is never run again; the worker answers with
   an error that says so and the state read back, except a cycle, whose power it
-  restores (switches on) before answering;
+  restores (switches on) before answering. A fleet's standby journals as running the
+  commands its former owner had started (:meth:`Journal.accept_interrupted`), and they
+  are answered the same way;
 - cycling: the off was confirmed: the outlet stays off for what is left of the delay,
   then goes on, and the cycle is answered;
 - done: its stored ack is published again.

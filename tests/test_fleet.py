@@ -154,7 +154,8 @@ def _takeover(owner_broker: Broker, standby_broker: Broker, client_broker: Broke
         assert len([c for c in _calls(calls) if c["action"] in ("on", "off")]) == 40
         _no_overlap(calls)
         after = {"kill_to_takeover": took - killed,
-                 "will_to_takeover": took - standby.fleet.will_seen.get(primary, killed)}
+                 "will_to_takeover": took - standby.fleet.will_seen.get(primary, killed),
+                 "by_silence": primary in standby.fleet.silence_seen}
 
         # the old owner back: it finds a live owner and stays out; woken, it does not run what its
         # socket still holds (the commands the broker handed it while it was frozen)
@@ -189,6 +190,7 @@ def test_standby_takes_over_a_frozen_owner(broker: Broker, unique: str, tmp_path
                                            daemon_processes: list[subprocess.Popen[str]]) -> None:
     times = _takeover(broker, broker, broker, unique, tmp_path, daemon_processes, freeze=True)
     print(f"takeover of a frozen owner: {times}")
+    assert times["by_silence"], "taken over at the owner's will, not at its silence"
     # the owner's beats stop: the standby does not wait for the broker's Last Will (mosquitto
     # fires it 3 to 7.5 s after, with keepalive 2: its keepalive check is coarse)
     assert times["kill_to_takeover"] <= 2 * 1.5 + 1.0  # keepalive x 1.5 plus a second
