@@ -67,7 +67,8 @@ class Daemon:
         if config.fleet is not None:
             from pdumqtt.fleet import Fleet
 
-            self.fleet = Fleet(config, self.bridge, serve=self._serve_now, resume=self.journal.accept_interrupted)
+            self.fleet = Fleet(config, self.bridge, serve=self._serve_now, unserve=self.runner.remove,
+                               resume=self.journal.accept_interrupted)
             self.runner.may_drive = self.fleet.may_drive
             self.journal.on_running = self.fleet.running  # the standbys hear what a crash would leave unknown
         self.journal.client = self.bridge.client
@@ -228,6 +229,8 @@ class Daemon:
 
     def _retired(self, pdu: PduConfig) -> None:
         """The one place a PDU stops being served: its worker has ended (on its thread)."""
+        if pdu.name in self.config.pdus:  # lost to another daemon of the fleet: its topics are that one's now
+            return
         self.bridge.forget(pdu)
         if self.feed is not None:
             self.feed.forget(pdu.name)
@@ -289,7 +292,7 @@ class Daemon:
         if self.feed is not None:
             self.feed.reconfigure(running)
         for name in change.changed:
-            if self.fleet is None or name in self.runner.workers:  # not one another daemon drives
+            if self.fleet is None or name in self.fleet.owned:  # not one another daemon drives
                 self.runner.replace(running.pdus[name])
         for name in change.removed:  # after the bridge: no new command is taken for them
             self._retire(name)

@@ -77,17 +77,19 @@ class _Copy:
 class Fleet:
     """This daemon's part of the fleet, on the bridge's connection.
 
-    ``serve`` starts a PDU's worker once owned; ``resume`` hands on a copy a standby kept that
-    its owner had started, to be answered as a crash leaves it (Journal.accept_interrupted).
+    ``serve`` starts a PDU's worker once owned, ``unserve`` ends it once lost to another daemon
+    (after the call under way: it would go on probing the PDU); ``resume`` hands on a copy a
+    standby kept that its owner had started, to be answered as a crash leaves it
+    (Journal.accept_interrupted).
     """
 
     def __init__(self, config: Config, bridge: MqttBridge, serve: Callable[[PduConfig], None],
-                 resume: Callable[[Command], None]) -> None:
+                 unserve: Callable[[str], None], resume: Callable[[Command], None]) -> None:
         self.config = config
         self.base = config.base_topic
         self.me = config.client_id
         self.bridge = bridge
-        self.serve, self.resume = serve, resume
+        self.serve, self.unserve, self.resume = serve, unserve, resume
         self.lease = float(config.mqtt["keepalive"])  # a restart, not a reload, changes the keepalive
         # beats say something only between daemons on one broker: across a bridge, an owner's beats
         # come back to it from its own broker while the bridge is down and the standby hears none
@@ -272,6 +274,7 @@ class Fleet:
         if pdu in self.owned:
             self.owned.discard(pdu)
             log.error("pdu %s: lost to daemon %s; commands for it are left to that daemon", pdu, owner)
+            self.unserve(pdu)
         self._say_who_we_are()
         self._cond.notify_all()
 

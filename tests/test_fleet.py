@@ -293,6 +293,31 @@ def test_a_listener_command_reaching_a_daemon_that_does_not_drive_the_pdu_names_
         owner.stop()
 
 
+def test_an_owner_that_loses_its_pdu_stops_probing_it_and_leaves_its_topics(broker: Broker, probe: Probe,
+                                                                             unique: str, tmp_path: Path) -> None:
+    pdu, calls = f"{unique}p", tmp_path / "calls.jsonl"
+    config = _config(unique, pdu, calls, f"{unique}-a")
+    config["pdus"][pdu]["poll_interval"] = 0.2
+    owner = start_daemon(config, broker)
+    try:
+        wait_until(lambda: owner.fleet.owns(pdu) and _calls(calls), 5, "the owner to own and probe the PDU")
+        # another daemon says it owns the PDU (it took the owner for gone): the owner yields, and its
+        # worker goes, so that it reads the PDU no more
+        probe.publish(f"{unique}/{pdu}/owner", json.dumps({"daemon": f"{unique}-z", "state": "owned"}), retain=True)
+        wait_until(lambda: pdu not in owner.runner.workers, 5, "the owner's worker to go")
+        assert pdu not in owner.fleet.owned and owner.fleet.conflicts == {pdu: f"{unique}-z"}
+        with owner.runner._lock:  # the worker's end is handled
+            pass
+        probe.subscribe(f"{unique}/bridge/info")
+        said = len(probe.all(f"{unique}/bridge/info"))
+        owner.bridge.publish_info()  # after whatever the owner published before: the broker has that too
+        probe.wait_count(f"{unique}/bridge/info", said + 1)
+        assert [m.payload for m in retained(broker, f"{unique}/{pdu}/availability")] == [b"online"], \
+            "the PDU's topics are the new owner's: not emptied"
+    finally:
+        owner.stop()
+
+
 def test_a_race_of_claims_goes_to_the_lowest_client_id(broker: Broker, unique: str, tmp_path: Path) -> None:
     pdu, calls = f"{unique}p", tmp_path / "calls.jsonl"
     configs = [_config(unique, pdu, calls, f"{unique}-{name}") for name in ("b", "a")]
