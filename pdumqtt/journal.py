@@ -267,7 +267,7 @@ class Journal:
         answers one a crash of ours interrupted, and never runs it again."""
         if command.journal_id is not None:  # a row of ours already (recovered at start)
             self._resume[command.journal_id] = Resume(RUNNING)
-            self.running(command)
+            self._set_running(command)  # not running(): nobody is to hear of a start that is not one
             self.submit(command)
             return
         self._queue.put(("interrupted", command, None))
@@ -285,8 +285,11 @@ class Journal:
 
     def running(self, command: Command) -> None:
         """Just before the driver call that may change the outlet: from here a crash leaves its outcome unknown."""
-        self._update(command, "UPDATE commands SET state = ? WHERE id = ?", (RUNNING, command.journal_id))
+        self._set_running(command)
         self.on_running(command)
+
+    def _set_running(self, command: Command) -> None:
+        self._update(command, "UPDATE commands SET state = ? WHERE id = ?", (RUNNING, command.journal_id))
 
     def cycling(self, command: Command, on_at: float) -> None:
         self._update(command, "UPDATE commands SET state = ?, on_at = ? WHERE id = ?",
