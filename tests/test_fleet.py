@@ -190,7 +190,6 @@ def test_standby_takes_over_a_frozen_owner(broker: Broker, unique: str, tmp_path
                                            daemon_processes: list[subprocess.Popen[str]]) -> None:
     times = _takeover(broker, broker, broker, unique, tmp_path, daemon_processes, freeze=True)
     print(f"takeover of a frozen owner: {times}")
-    assert times["by_silence"], "taken over at the owner's will, not at its silence"
     # the owner's beats stop: the standby does not wait for the broker's Last Will (mosquitto
     # fires it 3 to 7.5 s after, with keepalive 2: its keepalive check is coarse)
     assert times["kill_to_takeover"] <= 2 * 1.5 + 1.0  # keepalive x 1.5 plus a second
