@@ -137,7 +137,9 @@ def _takeover(owner_broker: Broker, standby_broker: Broker, client_broker: Broke
         wait_until(lambda: _retained_json(client_broker, f"{unique}/bridge/daemons/{unique}-z"), 5,
                    "the standby's liveness record")
         # the owner's silence means its death only on one broker: across a bridge, only its will does
-        assert (primary in standby.fleet._beating) == (owner_broker is standby_broker)
+        wait_until(lambda: primary in standby.fleet.live, 5, "the standby to read the owner's liveness record")
+        with standby.fleet._cond:  # that record handled
+            assert (primary in standby.fleet._beating) == (owner_broker is standby_broker)
         _send(probe, unique, pdu, range(20))
         wait_until(lambda: len(_acks(probe, unique)) == 20, 10, "the owner's 20 acks")
         wait_until(lambda: not standby.fleet._held.get(pdu), 5, "the standby to see every ack")
