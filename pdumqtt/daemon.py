@@ -110,12 +110,18 @@ class Daemon:
         self.bridge.ack(command, None, reason, time.monotonic())
 
     def _accept_local(self, command: Command) -> None:
-        """A command from the PDUDaemon listener or the status page: journalled and run, unless
-        another daemon of the fleet drives its PDU (only the daemon it reached sees it)."""
-        owner = self.fleet.driven_by(command.pdu) if self.fleet is not None else None
-        if owner is not None:
-            self._refuse(command, f"not run: PDU {command.pdu!r} is driven by daemon {owner!r}, not by this one "
-                                  f"({self.config.client_id!r}); send it there, or over MQTT")
+        """A command from the PDUDaemon listener or the status page: journalled and run, unless in
+        a fleet this daemon does not drive its PDU (only the daemon it reached sees it): then it is
+        answered at once, with the daemon that does."""
+        if self.fleet is not None and command.pdu in self.config.pdus and command.pdu not in self.fleet.owned:
+            owner = self.fleet.driven_by(command.pdu)
+            if owner is not None:
+                reason = (f"not run: PDU {command.pdu!r} is driven by daemon {owner!r}, not by this one "
+                          f"({self.config.client_id!r}); send it there, or over MQTT")
+            else:
+                reason = (f"not run: no daemon of the fleet drives PDU {command.pdu!r} now (a claim is settling, "
+                          "or its owner is gone and no standby has taken it over)")
+            self._refuse(command, reason)
             return
         self.journal.accept(command)
 
