@@ -1,9 +1,10 @@
 """In-memory outlets for the demo, the tests and the benchmarks.
 
 The outlets live in a module-level table keyed by PDU name, so they outlast a driver
-instance the way a real device outlasts a connection. Latency and failures can be
-injected; ``journal`` appends one JSON line per call with its start and end times,
-which is how the tests prove that calls to one PDU never overlap.
+instance the way a real device outlasts a connection. Latency (of every call, or of
+switches only) and failures can be injected; ``journal`` appends one JSON line per call
+with its start and end times, which is how the tests prove that calls to one PDU never
+overlap.
 
 It meters too: an outlet that is on draws ``load`` watts (``loads`` per port, or
 ``SimDevice.loads`` changed by a test at run time) at ``voltage``; energy counts up
@@ -61,6 +62,8 @@ class SimDriver(Driver):
     pdu_readings = ("power", "current", "voltage", "energy")
     options = {
         vol.Optional("latency", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        # a switch this much slower: time to kill a daemon in the middle of one
+        vol.Optional("switch_latency", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0)),
         vol.Optional("initial", default="off"): vol.Any("on", "off"),
         vol.Optional("fail_ports", default=[]): [vol.All(int, vol.Range(min=1))],
         vol.Optional("fail_first", default=0): vol.All(int, vol.Range(min=0)),  # the first N switches fail
@@ -88,6 +91,8 @@ class SimDriver(Driver):
         dev.calls += 1
         if self.config["latency"]:
             time.sleep(self.config["latency"])
+        if on is not None and self.config["switch_latency"]:
+            time.sleep(self.config["switch_latency"])
         if port in self.config["hang_ports"]:
             dev.release.wait(3600)
         if self.config["unreachable"] or not dev.reachable:

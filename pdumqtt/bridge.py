@@ -193,6 +193,9 @@ class MqttBridge:
         self._aliases_of = _aliases_of(config)
         self._to_clear: set[str] = set()  # retained topics to empty once connected (a reload removed them)
         self.info_extra: Callable[[], dict[str, Any]] = dict  # more for bridge/info (a fleet's word)
+        # whether a command for this PDU of ours that cannot run is ours to refuse: in a fleet one
+        # daemon answers it (Fleet.refuses), not each that has the PDU
+        self.refuses: Callable[[str], bool] = lambda pdu: True
         self.client = self._make_client()
 
     # --- connection ------------------------------------------------------------------
@@ -431,6 +434,9 @@ class MqttBridge:
             error = problem
         if error is not None and self.config.fleet is not None and command.pdu not in self.config.pdus:
             log.debug("%s: not a PDU of ours, left to the fleet's other daemons", quote(message.topic))
+            return
+        if error is not None and not self.refuses(command.pdu):
+            log.debug("%s: refused by another daemon of the fleet (%s)", quote(message.topic), error)
             return
         if error is not None:
             log.info("refused %s: %s", quote(message.topic), error)

@@ -67,8 +67,10 @@ class Daemon:
         if config.fleet is not None:
             from pdumqtt.fleet import Fleet
 
-            self.fleet = Fleet(config, self.bridge, serve=self._serve_now, accept=self.journal.accept)
+            self.fleet = Fleet(config, self.bridge, serve=self._serve_now, unserve=self.runner.remove,
+                               resume=self.journal.accept_interrupted)
             self.runner.may_drive = self.fleet.may_drive
+            self.journal.on_running = self.fleet.running  # the standbys hear what a crash would leave unknown
         self.journal.client = self.bridge.client
         self.journal.refuse = self._refuse
         self.bridge.journal = self.journal
@@ -85,7 +87,7 @@ class Daemon:
         if config.pdudaemon is not None:
             from pdumqtt.pdudaemon import PduDaemonListener
 
-            self.listener = PduDaemonListener(config, self.journal.accept)
+            self.listener = PduDaemonListener(config, self._accept_local)
         self.stopped = threading.Event()
 
     def _monitor(self) -> MonitorServer:
@@ -98,7 +100,7 @@ class Daemon:
                              pdus=())
         metrics.broker_connected.set_function(lambda: 1 if self.bridge.connected.is_set() else 0)
         self.bridge.on_connected.append(lambda client: metrics.broker_connections.inc())
-        return MonitorServer(self.config, metrics, feed, self.journal.accept)
+        return MonitorServer(self.config, metrics, feed, self._accept_local)
 
     @property
     def connected(self) -> threading.Event:
@@ -106,6 +108,22 @@ class Daemon:
 
     def _refuse(self, command: Command, reason: str) -> None:
         self.bridge.ack(command, None, reason, time.monotonic())
+
+    def _accept_local(self, command: Command) -> None:
+        """A command from the PDUDaemon listener or the status page: journalled and run, unless in
+        a fleet this daemon does not drive its PDU (only the daemon it reached sees it): then it is
+        answered at once, with the daemon that does."""
+        if self.fleet is not None and command.pdu in self.config.pdus and command.pdu not in self.fleet.owned:
+            owner = self.fleet.driven_by(command.pdu)
+            if owner is not None:
+                reason = (f"not run: PDU {command.pdu!r} is driven by daemon {owner!r}, not by this one "
+                          f"({self.config.client_id!r}); send it there, or over MQTT")
+            else:
+                reason = (f"not run: no daemon of the fleet drives PDU {command.pdu!r} now (a claim is settling, "
+                          "or its owner is gone and no standby has taken it over)")
+            self._refuse(command, reason)
+            return
+        self.journal.accept(command)
 
     def start(self) -> None:
         """Start everything; JournalError when the state directory cannot be used."""
@@ -217,6 +235,8 @@ class Daemon:
 
     def _retired(self, pdu: PduConfig) -> None:
         """The one place a PDU stops being served: its worker has ended (on its thread)."""
+        if pdu.name in self.config.pdus:  # lost to another daemon of the fleet: its topics are that one's now
+            return
         self.bridge.forget(pdu)
         if self.feed is not None:
             self.feed.forget(pdu.name)
@@ -278,7 +298,7 @@ class Daemon:
         if self.feed is not None:
             self.feed.reconfigure(running)
         for name in change.changed:
-            if self.fleet is None or name in self.runner.workers:  # not one another daemon drives
+            if self.fleet is None or name in self.fleet.owned:  # not one another daemon drives
                 self.runner.replace(running.pdus[name])
         for name in change.removed:  # after the bridge: no new command is taken for them
             self._retire(name)

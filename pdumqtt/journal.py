@@ -15,7 +15,9 @@ the ack. At start, what is not answered is finished (see :class:`Recovered`):
 - queued: run as if it had just arrived, ``max_command_age`` counted from its arrival;
 - running: its outcome is unknown, so it is never run again; the worker answers with
   an error that says so and the state read back, except a cycle, whose power it
-  restores (switches on) before answering;
+  restores (switches on) before answering. A fleet's standby journals as running the
+  commands its former owner had started (:meth:`Journal.accept_interrupted`), and they
+  are answered the same way;
 - cycling: the off was confirmed: the outlet stays off for what is left of the delay,
   then goes on, and the cycle is answered;
 - done: its stored ack is published again.
@@ -57,6 +59,7 @@ _FIELDS = ("action", "pdu", "port", "number", "delay", "transaction", "alias", "
 CONFIRM_INTERVAL = 0.05
 PRUNE_INTERVAL = 30.0
 MAX_BATCH = 500
+_COMMANDS = ("command", "interrupted")  # the intake's items that are commands to journal and hand on
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS commands (
@@ -135,6 +138,8 @@ class Journal:
         self.client: mqtt.Client | None = None  # acknowledges the messages, in the order they came
         # answers a command that cannot be journalled (a full disk): never safe, so never run
         self.refuse: Callable[[Command, str], None] = lambda command, reason: None
+        # told of each command marked running, on its PDU's worker (a fleet tells its standbys)
+        self.on_running: Callable[[Command], None] = lambda command: None
         self._db: sqlite3.Connection | None = None
         self._db_lock = threading.Lock()  # one statement (and its commit) at a time
         self._lockfile: IO[str] | None = None
@@ -256,6 +261,17 @@ class Journal:
         """Journal a command that came in another way (the PDUDaemon listener), then hand it on."""
         self._queue.put(("command", command, None))
 
+    def accept_interrupted(self, command: Command) -> None:
+        """Journal, as ``running``, a command another daemon had started and not answered when it
+        died (a fleet's takeover, pdumqtt/fleet.py), then hand it on: the worker answers it as it
+        answers one a crash of ours interrupted, and never runs it again."""
+        if command.journal_id is not None:  # a row of ours already (recovered at start)
+            self._resume[command.journal_id] = Resume(RUNNING)
+            self._set_running(command)  # not running(): nobody is to hear of a start that is not one
+            self.submit(command)
+            return
+        self._queue.put(("interrupted", command, None))
+
     def release(self, message: mqtt.MQTTMessage) -> None:
         """The message is handled: acknowledge it once what it asked for is journalled."""
         if message.qos:
@@ -268,6 +284,11 @@ class Journal:
         return self._resume.pop(command.journal_id, None) if command.journal_id is not None else None
 
     def running(self, command: Command) -> None:
+        """Just before the driver call that may change the outlet: from here a crash leaves its outcome unknown."""
+        self._set_running(command)
+        self.on_running(command)
+
+    def _set_running(self, command: Command) -> None:
         self._update(command, "UPDATE commands SET state = ? WHERE id = ?", (RUNNING, command.journal_id))
 
     def cycling(self, command: Command, on_at: float) -> None:
@@ -343,7 +364,7 @@ class Journal:
 
     def _intake(self, items: list[tuple[str, Any, Any]]) -> None:
         """Write the batch's commands in one transaction; then hand them on and send the PUBACKs."""
-        commands = [(command, delivery) for kind, command, delivery in items if kind == "command"]
+        commands = [item for item in items if item[0] in _COMMANDS]
         failed: str | None = None
         if commands:
             now, mono = time.time(), time.monotonic()
@@ -351,11 +372,14 @@ class Journal:
                 try:
                     assert self._db is not None, "journal closed"
                     self._db.execute("BEGIN")
-                    for command, delivery in commands:
+                    for kind, command, delivery in commands:
+                        state = RUNNING if kind == "interrupted" else QUEUED
                         row = self._db.execute(
                             "INSERT INTO commands (state, command, client_transaction, deadline) VALUES (?, ?, ?, ?)",
-                            self._row(command, now, mono))
+                            (state, *self._row(command, now, mono)))
                         command.journal_id = row.lastrowid
+                        if kind == "interrupted":
+                            self._resume[command.journal_id] = Resume(RUNNING)
                         if delivery is not None:
                             self._db.execute("INSERT OR REPLACE INTO deliveries (mid, digest) VALUES (?, ?)", delivery)
                     self._db.execute("COMMIT")
@@ -368,7 +392,7 @@ class Journal:
                     except sqlite3.Error:
                         pass
         for kind, first, second in items:
-            if kind == "command":
+            if kind in _COMMANDS:
                 if failed is None:
                     self.submit(first)
                 else:
@@ -383,7 +407,7 @@ class Journal:
         data["correlation"] = command.correlation.hex() if command.correlation else None
         data["received"] = now - (mono - command.received)
         deadline = None if command.deadline is None else now + (command.deadline - mono)
-        return QUEUED, json.dumps(data), int(command.client_transaction), deadline
+        return json.dumps(data), int(command.client_transaction), deadline
 
     def _confirm(self) -> None:
         """Mark the rows whose acks the broker has (under the db lock)."""

@@ -1,6 +1,7 @@
 """Several daemons, one fleet (pdumqtt/fleet.py): two daemons with one PDU never both drive it,
-a standby takes over when the owner is killed and runs what it left unanswered once, the old owner
-coming back stays out, and all of it through two bridged brokers."""
+a standby takes over when the owner is killed or frozen and runs what it left unanswered once
+(but not again what it had started), the old owner coming back stays out, and all of it through
+two bridged brokers."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Broker, Probe, retained, run_cli, start_daemon, start_mosquitto, wait_until, write_config
+from support import Broker, Probe, free_port, retained, run_cli, start_daemon, start_mosquitto, wait_until, write_config
 
 SETTLE = 0.3
 
@@ -90,6 +93,13 @@ def test_two_daemons_with_one_pdu_never_both_drive_it(broker: Broker, probe: Pro
         assert set(_acks(probe, unique).values()) == {1}, "each command answered once"
         assert len([c for c in _calls(calls) if c["action"] in ("on", "off")]) == 40, "each command driven once"
         _no_overlap(calls)
+
+        # a command that cannot run is refused once, by the owner, not by each daemon that has the PDU
+        probe.publish(f"{unique}/{pdu}/1/set", "dance")
+        assert probe.request(f"{unique}/{pdu}/2/set", "ON")["status"] == "ok"  # after it: its refusals are in
+        refusals = [json.loads(m.payload) for m in probe.all(f"{unique}/{pdu}/1/ack")
+                    if json.loads(m.payload)["status"] == "error"]
+        assert len(refusals) == 1 and refusals[0]["state"] is not None, refusals  # the owner knows the state
     finally:
         for d in daemons:
             d.stop()
@@ -126,6 +136,10 @@ def _takeover(owner_broker: Broker, standby_broker: Broker, client_broker: Broke
     try:
         wait_until(lambda: _retained_json(client_broker, f"{unique}/bridge/daemons/{unique}-z"), 5,
                    "the standby's liveness record")
+        # the owner's silence means its death only on one broker: across a bridge, only its will does
+        wait_until(lambda: primary in standby.fleet.live, 5, "the standby to read the owner's liveness record")
+        with standby.fleet._cond:  # that record handled
+            assert (primary in standby.fleet._beating) == (owner_broker is standby_broker)
         _send(probe, unique, pdu, range(20))
         wait_until(lambda: len(_acks(probe, unique)) == 20, 10, "the owner's 20 acks")
         wait_until(lambda: not standby.fleet._held.get(pdu), 5, "the standby to see every ack")
@@ -142,7 +156,8 @@ def _takeover(owner_broker: Broker, standby_broker: Broker, client_broker: Broke
         assert len([c for c in _calls(calls) if c["action"] in ("on", "off")]) == 40
         _no_overlap(calls)
         after = {"kill_to_takeover": took - killed,
-                 "will_to_takeover": took - standby.fleet.will_seen.get(primary, killed)}
+                 "will_to_takeover": took - standby.fleet.will_seen.get(primary, killed),
+                 "by_silence": primary in standby.fleet.silence_seen}
 
         # the old owner back: it finds a live owner and stays out; woken, it does not run what its
         # socket still holds (the commands the broker handed it while it was frozen)
@@ -177,9 +192,45 @@ def test_standby_takes_over_a_frozen_owner(broker: Broker, unique: str, tmp_path
                                            daemon_processes: list[subprocess.Popen[str]]) -> None:
     times = _takeover(broker, broker, broker, unique, tmp_path, daemon_processes, freeze=True)
     print(f"takeover of a frozen owner: {times}")
-    # the broker declares a silent client dead after keepalive x 1.5 (mosquitto: 3 to 7.5 s with
-    # keepalive 2, its keepalive check is coarse); the fleet's part, from the will on, is ours
-    assert times["will_to_takeover"] <= SETTLE + 1.0
+    # the owner's beats stop: the standby does not wait for the broker's Last Will (mosquitto
+    # fires it 3 to 7.5 s after, with keepalive 2: its keepalive check is coarse)
+    assert times["kill_to_takeover"] <= 2 * 1.5 + 1.0  # keepalive x 1.5 plus a second
+
+
+def test_a_command_the_owner_started_is_not_run_again_by_the_standby(
+        broker: Broker, probe: Probe, unique: str, tmp_path: Path,
+        daemon_processes: list[subprocess.Popen[str]]) -> None:
+    pdu, calls = f"{unique}p", tmp_path / "calls.jsonl"
+    probe.subscribe(f"{unique}/#")
+    primary = f"{unique}-a"
+    slow = _config(unique, pdu, calls, primary)
+    slow["pdus"][pdu]["switch_latency"] = 8.0  # the owner is killed in the middle of its first switch
+    daemon_processes.append(_spawn(tmp_path, slow, broker, "primary"))
+    probe.wait_for(f"{unique}/{pdu}/owner", lambda m: b'"owned"' in m.payload and primary.encode() in m.payload)
+    standby = start_daemon(_config(unique, pdu, calls, f"{unique}-z", standby=True), broker)
+    try:
+        wait_until(lambda: _retained_json(broker, f"{unique}/bridge/daemons/{unique}-z"), 5,
+                   "the standby's liveness record")
+        _send(probe, unique, pdu, range(1))  # x0: OFF port 1, the slow one
+        wait_until(lambda: [c.running for c in standby.fleet._held.get(pdu, ())] == [True], 5,
+                   "the standby to hear that the owner started x0")
+        _send(probe, unique, pdu, range(1, 4))  # x1 to x3: queued behind it on the owner
+        wait_until(lambda: len(standby.fleet._held.get(pdu, ())) == 4, 5, "the standby's copies")
+        daemon_processes[0].send_signal(signal.SIGKILL)
+        wait_until(lambda: standby.fleet.owns(pdu), 10, "the standby to take over")
+        wait_until(lambda: len(_acks(probe, unique)) == 4, 10, "every command answered")
+        assert set(_acks(probe, unique).values()) == {1}, "each command answered once"
+        answers = {json.loads(m.payload)["transaction"]: json.loads(m.payload)
+                   for m in probe.all(f"{unique}/+/+/ack")}
+        assert answers["x0"]["status"] == "error"
+        assert answers["x0"]["error"].startswith("outcome unknown: the daemon stopped while this OFF ran")
+        assert "(not run again)" in answers["x0"]["error"] and "the outlet reads OFF now" in answers["x0"]["error"]
+        assert [answers[f"x{n}"]["status"] for n in range(1, 4)] == ["ok"] * 3
+        switches = Counter(c["port"] for c in _calls(calls) if c["action"] in ("on", "off"))
+        assert switches == {2: 1, 3: 1, 4: 1}, "x0 switched again, or a later one not once"
+        assert any(c["port"] == 1 and c["action"] == "get" for c in _calls(calls)), "x0's outlet read back"
+    finally:
+        standby.stop()
 
 
 @pytest.fixture
@@ -218,6 +269,54 @@ def test_bridged_brokers_command_ack_and_takeover(broker: Broker, bridged: Broke
     times = _takeover(broker, bridged, bridged, unique, tmp_path, daemon_processes)
     print(f"takeover across the bridge: {times}")
     assert times["kill_to_takeover"] <= 2 * 1.5 + 1.0
+
+
+def test_a_listener_command_reaching_a_daemon_that_does_not_drive_the_pdu_names_the_owner(
+        broker: Broker, probe: Probe, unique: str, tmp_path: Path) -> None:
+    pdu, calls = f"{unique}p", tmp_path / "calls.jsonl"
+    config = _config(unique, pdu, calls, f"{unique}-z", standby=True)
+    config["pdudaemon"] = {"listen": f"127.0.0.1:{free_port()}"}
+    owner = start_daemon(_config(unique, pdu, calls, f"{unique}-a"), broker)
+    try:
+        wait_until(lambda: owner.fleet.owns(pdu), 5, "the owner to own the PDU")
+        standby = start_daemon(config, broker)
+        try:
+            wait_until(lambda: standby.fleet.driven_by(pdu) == f"{unique}-a", 5, "the standby to know the owner")
+            host, port = standby.listener.address
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://{host}:{port}/power/control/on?hostname={pdu}&port=1", timeout=10)
+            assert refused.value.code == 503
+            assert f"PDU '{pdu}' is driven by daemon '{unique}-a'" in refused.value.read().decode()
+            assert not [c for c in _calls(calls) if c["action"] == "on"]
+        finally:
+            standby.stop()
+    finally:
+        owner.stop()
+
+
+def test_an_owner_that_loses_its_pdu_stops_probing_it_and_leaves_its_topics(broker: Broker, probe: Probe,
+                                                                             unique: str, tmp_path: Path) -> None:
+    pdu, calls = f"{unique}p", tmp_path / "calls.jsonl"
+    config = _config(unique, pdu, calls, f"{unique}-a")
+    config["pdus"][pdu]["poll_interval"] = 0.2
+    owner = start_daemon(config, broker)
+    try:
+        wait_until(lambda: owner.fleet.owns(pdu) and _calls(calls), 5, "the owner to own and probe the PDU")
+        # another daemon says it owns the PDU (it took the owner for gone): the owner yields, and its
+        # worker goes, so that it reads the PDU no more
+        probe.publish(f"{unique}/{pdu}/owner", json.dumps({"daemon": f"{unique}-z", "state": "owned"}), retain=True)
+        wait_until(lambda: pdu not in owner.runner.workers, 5, "the owner's worker to go")
+        assert pdu not in owner.fleet.owned and owner.fleet.conflicts == {pdu: f"{unique}-z"}
+        with owner.runner._lock:  # the worker's end is handled
+            pass
+        probe.subscribe(f"{unique}/bridge/info")
+        said = len(probe.all(f"{unique}/bridge/info"))
+        owner.bridge.publish_info()  # after whatever the owner published before: the broker has that too
+        probe.wait_count(f"{unique}/bridge/info", said + 1)
+        assert [m.payload for m in retained(broker, f"{unique}/{pdu}/availability")] == [b"online"], \
+            "the PDU's topics are the new owner's: not emptied"
+    finally:
+        owner.stop()
 
 
 def test_a_race_of_claims_goes_to_the_lowest_client_id(broker: Broker, unique: str, tmp_path: Path) -> None:

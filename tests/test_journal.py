@@ -71,3 +71,28 @@ def test_an_unusable_state_dir_exits_2_naming_it(tmp_path):
     done = run_cli("daemon", "-c", str(path), timeout=30)
     assert done.returncode == 2, done.stderr
     assert "state_dir: state directory" in done.stderr and "Not a directory" in done.stderr
+
+
+def test_a_command_another_daemon_had_started_is_journalled_as_running(tmp_path):
+    from pdumqtt.commands import Command
+    from pdumqtt.journal import RUNNING, Journal, Resume
+
+    path = tmp_path / "standby.journal"
+    journal, handed_on = Journal(path, 60), []
+    journal.submit = handed_on.append
+    journal.open()
+    journal.start()
+    try:
+        command = Command(action="on", pdu="p", port="1", number=1, transaction="t1")
+        journal.accept_interrupted(command)  # a fleet's takeover (pdumqtt/fleet.py)
+        wait_until(lambda: handed_on, 5, "the command to be handed on")
+        assert journal.resume_of(command) == Resume(RUNNING)  # answered as a crash leaves it, not run
+    finally:
+        journal.close()
+    again = Journal(path, 60)  # the standby crashed before answering it: still not to be run
+    again.open()
+    try:
+        pending = again.recover().pending
+        assert [c.transaction for c in pending] == ["t1"] and again.resume_of(pending[0]) == Resume(RUNNING)
+    finally:
+        again.close()
