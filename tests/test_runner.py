@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 import time
 from pathlib import Path
 
-from support import wait_until
+from support import wait_until, write_config
 
 from pdumqtt.drivers import sim
 
@@ -148,3 +149,41 @@ def test_a_retry_after_a_hung_call_waits_for_it_and_then_runs(daemon, probe, uni
     tries = [c for c in calls(journal) if c["port"] == 2 and c["action"] == "on"]
     assert len(tries) == 2  # the given-up try, and the retry after it returned
     assert_no_overlap(journal)
+
+
+def _hang_and_reload(daemon, probe, unique, tmp_path, journal: Path):
+    """A PDU whose call to port 2 is stuck on the device, then a reload that changes the PDU:
+    the old worker's call slot."""
+    device = sim.device(unique)
+    device.release.set()
+    config = {"mqtt": {"client_id": unique}, "pdus": {unique: sim_pdu(hang_ports=[2], timeout=1, journal=str(journal))}}
+    d = daemon(config)
+    probe.subscribe(f"pdu/{unique}/availability")
+    probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online")
+    slot = d.runner.workers[unique]._slot = CountedLock()
+    device.release.clear()
+    assert "device timeout" in probe.request(f"pdu/{unique}/2/set", "ON", timeout=5)["error"]
+    config["pdus"][unique] = sim_pdu(timeout=1, journal=str(journal))
+    assert d.reload(write_config(tmp_path, config, "reload.yaml")).changed == [unique]
+    return slot
+
+
+def test_a_reload_starts_the_new_worker_once_the_stuck_call_has_returned(daemon, probe, unique, tmp_path):
+    journal = tmp_path / "calls.jsonl"
+    slot = _hang_and_reload(daemon, probe, unique, tmp_path, journal)
+    wait_until(lambda: slot.waiting == 1, 5, "the old worker to wait for the stuck call")
+    returned = len(calls(journal))
+    sim.device(unique).release.set()
+    assert probe.request(f"pdu/{unique}/1/set", "ON", timeout=5)["status"] == "ok"  # the new worker
+    hung_call, *after = calls(journal)[returned:]
+    assert hung_call["port"] == 2 and after and all(c["start"] >= hung_call["end"] for c in after)
+    assert_no_overlap(journal)
+
+
+def test_a_reload_waits_at_most_timeout_for_a_stuck_call(daemon, probe, unique, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="pdumqtt.runner")
+    _hang_and_reload(daemon, probe, unique, tmp_path, tmp_path / "calls.jsonl")
+    # the new worker, once the old one has waited its timeout for the stuck call
+    assert probe.request(f"pdu/{unique}/1/set", "ON", timeout=5)["status"] == "ok"
+    assert "a driver call is still stuck on the device; its new worker starts anyway" in caplog.text
+    sim.device(unique).release.set()
