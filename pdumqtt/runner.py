@@ -278,6 +278,8 @@ class PduWorker:
         # a reload retiring this worker: (run the queued commands first?, called once the thread ends)
         self._retiring: tuple[bool, Callable[[], None]] | None = None
         self._life_calls = self._life()
+        self._started = False
+        self._ended = threading.Event()  # the worker's code has run to its end
         self._thread = self._new_thread(None)
 
     # --- the network thread's side ---------------------------------------------------
@@ -294,6 +296,7 @@ class PduWorker:
             return len(self._inbox)
 
     def start(self) -> None:
+        self._started = True
         self._thread.start()
 
     def request_stop(self) -> None:
@@ -302,12 +305,9 @@ class PduWorker:
             self._cond.notify()
 
     def join(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            thread = self._thread
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread is self._thread or time.monotonic() >= deadline:  # else it went on on a fresh thread
-                return
+        """Wait for the worker's code to end, on whichever thread it ends (not for a stuck one)."""
+        if self._started:
+            self._ended.wait(timeout)
 
     def retire(self, finish_queued: bool, then: Callable[[], None]) -> None:
         """For a reload: start no new command (but every queued one first, when ``finish_queued``);
@@ -363,7 +363,11 @@ class PduWorker:
             try:
                 request = self._life_calls.throw(thrown) if thrown is not None else self._life_calls.send(answer)
             except StopIteration:
+                self._ended.set()
                 return
+            except BaseException:
+                self._ended.set()
+                raise
             driver, method, args, deadline = request
             answer, thrown = None, None
             if not self._slot.acquire(timeout=max(0.0, deadline - time.monotonic())):

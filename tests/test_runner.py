@@ -187,3 +187,22 @@ def test_a_reload_waits_at_most_timeout_for_a_stuck_call(daemon, probe, unique, 
     assert probe.request(f"pdu/{unique}/1/set", "ON", timeout=5)["status"] == "ok"
     assert "a driver call is still stuck on the device; its new worker starts anyway" in caplog.text
     sim.device(unique).release.set()
+
+
+def test_stopping_during_a_hung_call_answers_it_within_its_timeout(daemon, probe, unique):
+    device = sim.device(unique)
+    device.release.set()
+    d = daemon({"pdus": {unique: sim_pdu(hang_ports=[2], timeout=1, retries=2)}})
+    probe.subscribe(f"pdu/{unique}/availability")
+    probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online")
+    device.release.clear()
+    calls_before = device.calls
+    probe.subscribe(f"pdu/{unique}/2/ack")
+    probe.publish(f"pdu/{unique}/2/set", "ON")
+    wait_until(lambda: device.calls > calls_before, 5, "the call to hang")
+    started = time.monotonic()
+    d.stop()
+    assert time.monotonic() - started < 1 + 1.5  # the watchdog gives the call up; no retry starts
+    ack = json.loads(probe.wait_for(f"pdu/{unique}/2/ack", timeout=5).payload)
+    assert ack["error"] == "device timeout: no answer within 1 s; the daemon stopped before the next try"
+    device.release.set()
