@@ -208,3 +208,23 @@ def test_stopping_during_a_hung_call_answers_it_within_its_timeout(daemon, probe
     ack = json.loads(probe.wait_for(f"pdu/{unique}/2/ack", timeout=5).payload)
     assert ack["error"] == "device timeout: no answer within 1 s; the daemon stopped before the next try"
     device.release.set()
+
+
+def test_a_cycle_whose_on_hangs_goes_on_from_its_on_and_never_switches_off_again(daemon, probe, unique, tmp_path):
+    journal = tmp_path / "calls.jsonl"
+    device = sim.device(unique)
+    device.release.set()
+    daemon({"pdus": {unique: sim_pdu(hang_ports=[2], timeout=2, retries=1, retry_delay=0.05,
+                                     journal=str(journal))}})
+    probe.subscribe(f"pdu/{unique}/availability")
+    probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online")
+    probe.subscribe(f"pdu/{unique}/2/ack")
+    probe.publish(f"pdu/{unique}/2/set", json.dumps({"action": "cycle", "delay": 1}))
+    wait_until(lambda: device.outlets.get(2) is False, 5, "the cycle's off")
+    device.release.clear()  # its on hangs
+    wait_until(lambda: stuck_threads(unique), 5, "the on's first try to be given up")
+    device.release.set()
+    ack = json.loads(probe.wait_for(f"pdu/{unique}/2/ack", timeout=5).payload)
+    assert (ack["status"], ack["state"]) == ("ok", "ON")
+    assert [c["action"] for c in calls(journal) if c["port"] == 2 and c["action"] != "get"] == ["off", "on", "on"]
+    assert_no_overlap(journal)
