@@ -115,6 +115,13 @@ class _Watchdog:
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
 
+    def start(self) -> None:
+        """Start the thread, once: before a worker's first call, so that a call never has to."""
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="runner-watchdog", daemon=True)
+                self._thread.start()
+
     def watch(self, worker: PduWorker, deadline: float) -> None:
         """``worker``'s thread is about to call its driver until ``deadline``."""
         with self._cond:
@@ -124,10 +131,7 @@ class _Watchdog:
             worker._watched_until = deadline
             seq = next(self._seq)
             heapq.heappush(self._heap, (deadline, seq, worker))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="runner-watchdog", daemon=True)
-                self._thread.start()
-            elif self._heap[0][1] == seq:  # sooner than the watchdog means to wake
+            if self._heap[0][1] == seq:  # sooner than the watchdog means to wake
                 self._cond.notify()
 
     def done(self, worker: PduWorker, generation: int) -> bool:
@@ -143,7 +147,10 @@ class _Watchdog:
             with self._cond:
                 overdue = self._overdue()
             for worker in overdue:  # outside the lock: starting a thread takes a while
-                worker._continue_on_a_fresh_thread()
+                try:
+                    worker._continue_on_a_fresh_thread()
+                except Exception:  # one PDU's trouble must not end the watch over all the others
+                    log.exception("pdu %s: could not go on after a stuck call", worker.pdu.name)
 
     def _overdue(self) -> list[PduWorker]:
         """Wait until some call is past its deadline; those workers, each given a new generation."""
@@ -296,6 +303,7 @@ class PduWorker:
             return len(self._inbox)
 
     def start(self) -> None:
+        _watchdog.start()
         self._started = True
         self._thread.start()
 
