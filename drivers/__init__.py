@@ -51,8 +51,9 @@ class Reading:
 class Driver:
     """One PDU: switch one outlet, read one outlet back.
 
-    The runner guarantees that a driver instance is only ever called from one
-    thread at a time, one call at a time, so drivers need no locking of their own.
+    The runner guarantees that a driver instance is only ever called one call at a
+    time, so drivers need no locking of their own. The calls may come from more than
+    one thread over time (after a call that overran its timeout), so keep nothing per thread.
     Construction must not do I/O: a driver is built lazily by the PDU's worker and
     the first ``set``/``get`` opens whatever connection it needs.
     """

@@ -1,13 +1,17 @@
 """Runs each PDU's commands one at a time, in arrival order, on the PDU's own thread.
 
-Each PDU has a :class:`PduWorker`: an inbox, a worker thread, and a single driver-call
-thread. The worker takes commands in order and makes each driver call through the call
-thread, so that it can give up on a call after ``timeout`` without ever starting a
-second call while the first still runs (a call that hangs keeps the device's one slot
-busy; later calls queue behind it and time out in turn). Retries back off on this
-PDU's thread only. A cycle switches off, then schedules its "on" on the worker's timer
-heap, so the PDU's other ports go on during the delay; during it an ON or OFF for the
-cycling port ends the cycle, a TOGGLE or CYCLE is refused at once.
+Each PDU has a :class:`PduWorker`: an inbox and one thread, which takes the commands in
+order and calls the driver itself, holding the PDU's call slot. One watchdog thread for
+the whole process (:class:`_Watchdog`) gives up on a call that overruns ``timeout``: the
+worker's code goes on, on a fresh thread, as if the call had raised a timeout, while the
+stuck thread keeps the slot until the driver returns, then closes the driver (the next
+call reconnects) and ends. So a call that hangs never has a second call beside it: later
+calls wait for the slot and time out in turn. The worker's code is generators that yield
+each driver call (:meth:`PduWorker._drive` makes it), which is what lets another thread
+resume a command exactly where the stuck one left it, so nothing is decided or run twice.
+Retries back off on this PDU's thread only. A cycle switches off, then schedules its "on"
+on the worker's timer heap, so the PDU's other ports go on during the delay; during it an
+ON or OFF for the cycling port ends the cycle, a TOGGLE or CYCLE is refused at once.
 
 With a journal (``pdumqtt/journal.py``) the worker records when a command is about to
 change an outlet and when a cycle's off is confirmed, and it finishes the commands a
@@ -24,11 +28,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,71 +86,96 @@ class OutletMissing(CallFailed):
 
 
 class _CallTimeout(Exception):
-    pass
+    """A try that got no answer in time; the message says why, after "device timeout: "."""
 
 
-class _CallThread:
-    """A PDU's one driver-call thread: calls run one at a time, in the order submitted.
+# What a worker's code hands its thread for each device operation: the driver, the method,
+# its arguments, and the monotonic deadline of this try (for the call slot and the call).
+_Request = tuple[Driver, str, tuple[Any, ...], float]
+# The worker's code is generators that yield a _Request per driver call and are sent the
+# answer (or thrown its exception): whichever thread drives them makes the call.
+_Calls = Generator[_Request, Any, Any]
+_Job = Callable[[], "_Calls | None"]
 
-    It does what a one-worker ThreadPoolExecutor did, for less per call: two C-level
-    queues instead of a Future and a Condition per call (a call's round trip took 28 us of
-    CPU against 45 us). A call cancelled before it starts never runs. The thread is a
-    daemon thread, so a call stuck on a device does not hold up the process's exit.
+
+class _Watchdog:
+    """The one thread that gives up on driver calls that overrun, for every PDU of the process.
+
+    A worker calls its driver on its own thread and tells the watchdog the call's deadline
+    first. The heap holds at most one entry per worker: a later call of the same worker only
+    moves the worker's deadline on, and the entry is pushed again when it falls due, so a
+    call costs two short holds of one lock and no wake-up. With no call under way the thread
+    only waits. A call past its deadline makes the worker go on on a fresh thread
+    (:meth:`PduWorker._continue_on_a_fresh_thread`); the stuck one finds out when the driver returns.
     """
 
-    def __init__(self, name: str) -> None:
-        self._calls: queue.SimpleQueue[tuple[int, Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
-        self._results: queue.SimpleQueue[tuple[int, BaseException | None, Any]] = queue.SimpleQueue()
-        self._numbers = itertools.count(1)
-        self._lock = threading.Lock()
-        self._started = 0  # the number of the last call that began
-        self._cancelled: set[int] = set()
-        threading.Thread(target=self._run, name=name, daemon=True).start()
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, PduWorker]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> int:
-        """Queue ``fn(*args)``; the call's number, for ``result`` and ``cancel``."""
-        number = next(self._numbers)
-        self._calls.put((number, fn, args))
-        return number
+    def start(self) -> None:
+        """Start the thread, once: before a worker's first call, so that a call never has to."""
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="runner-watchdog", daemon=True)
+                self._thread.start()
 
-    def result(self, number: int, timeout: float) -> Any:
-        """The call's return value, or its exception; _CallTimeout after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                done, error, value = self._results.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise _CallTimeout from None
-            if done == number:
-                if error is not None:
-                    raise error
-                return value
-            # else the late result of an earlier call that timed out: nobody waits for it
+    def watch(self, worker: PduWorker, deadline: float) -> None:
+        """``worker``'s thread is about to call its driver until ``deadline``."""
+        with self._cond:
+            worker._call_deadline = deadline
+            if worker._watched_until is not None and worker._watched_until <= deadline:
+                return  # its entry falls due first and is pushed again with this deadline
+            worker._watched_until = deadline
+            seq = next(self._seq)
+            heapq.heappush(self._heap, (deadline, seq, worker))
+            if self._heap[0][1] == seq:  # sooner than the watchdog means to wake
+                self._cond.notify()
 
-    def cancel(self, number: int) -> bool:
-        """Make sure a call that has not started never runs; False if it has started."""
-        with self._lock:
-            if self._started >= number:
+    def done(self, worker: PduWorker, generation: int) -> bool:
+        """The driver returned on the thread of ``generation``; False if that thread was given up."""
+        with self._cond:
+            if worker._generation != generation:
                 return False
-            self._cancelled.add(number)
+            worker._call_deadline = None
             return True
 
-    def shutdown(self) -> None:
-        """End the thread once the calls already submitted have run; do not wait for it."""
-        self._calls.put(None)
-
     def _run(self) -> None:
-        while (item := self._calls.get()) is not None:
-            number, fn, args = item
-            with self._lock:
-                if number in self._cancelled:
-                    self._cancelled.discard(number)
+        while True:
+            with self._cond:
+                overdue = self._overdue()
+            for worker in overdue:  # outside the lock: starting a thread takes a while
+                try:
+                    worker._continue_on_a_fresh_thread()
+                except Exception:  # one PDU's trouble must not end the watch over all the others
+                    log.exception("pdu %s: could not go on after a stuck call", worker.pdu.name)
+
+    def _overdue(self) -> list[PduWorker]:
+        """Wait until some call is past its deadline; those workers, each given a new generation."""
+        while True:
+            now = time.monotonic()
+            overdue = []
+            while self._heap and self._heap[0][0] <= now:
+                key, _, worker = heapq.heappop(self._heap)
+                if worker._watched_until != key:
+                    continue  # a sooner entry replaced this one
+                worker._watched_until = None
+                if worker._call_deadline is None:  # no call under way
                     continue
-                self._started = number
-            try:
-                self._results.put((number, None, fn(*args)))
-            except BaseException as e:  # handed to the waiting worker, as a Future would
-                self._results.put((number, e, None))
+                if worker._call_deadline > now:  # a later call: watch it until its own deadline
+                    self.watch(worker, worker._call_deadline)
+                    continue
+                worker._call_deadline = None
+                worker._generation += 1
+                overdue.append(worker)
+            if overdue:
+                return overdue
+            self._cond.wait(self._heap[0][0] - now if self._heap else None)
+
+
+_watchdog = _Watchdog()
 
 
 @dataclass
@@ -215,7 +243,15 @@ class _MeterRound:
 
 
 class PduWorker:
-    """The one thread that talks to one PDU."""
+    """The one thread that talks to one PDU.
+
+    Its code runs as one generator, :meth:`_life`, driven by the worker's thread: each driver
+    call is yielded to :meth:`_drive`, which makes it on that thread, holding the PDU's call
+    slot. A call that overruns its deadline leaves that thread to the driver: the watchdog
+    bumps ``_generation`` and a fresh thread drives the generator on from where it stopped,
+    with the call's timeout thrown in. Only the thread of the current generation ever
+    touches the worker's state.
+    """
 
     may_drive: Callable[[str], bool] = staticmethod(lambda name: True)  # a fleet's gate (pdumqtt/fleet.py)
 
@@ -228,7 +264,7 @@ class PduWorker:
         self.online: bool | None = None
         self._cond = threading.Condition()
         self._inbox: deque[Command] = deque()
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timers: list[tuple[float, int, _Job]] = []
         self._timer_seq = itertools.count()
         self._cycling: dict[int, _Cycle] = {}  # port number -> the cycle under way there
         self._known: dict[int, bool] = {}
@@ -237,13 +273,21 @@ class PduWorker:
         self._probe_due = False  # a probe is on the timers: never start a second chain
         self._probe_at = 0.0  # when it is due (monotonic)
         self._driver: Driver | None = None
-        self._caller: _CallThread | None = None
+        # held for the whole of each device operation, by whichever thread makes it: a thread the
+        # watchdog gave up on still holds it while stuck in the driver, so no second call starts
+        self._slot = threading.Lock()
+        self._generation = 0  # the current thread's; the watchdog moves it on to give a thread up
+        self._call_deadline: float | None = None  # of the call under way (the watchdog's lock guards both)
+        self._watched_until: float | None = None  # the watchdog's heap entry for this worker
         self._stopping = threading.Event()
-        self._idle: deque[Callable[[], None]] = deque()  # jobs that run only when no command waits
+        self._idle: deque[_Job] = deque()  # jobs that run only when no command waits
         self._meter = _MeterRound(pdu)
         # a reload retiring this worker: (run the queued commands first?, called once the thread ends)
         self._retiring: tuple[bool, Callable[[], None]] | None = None
-        self._thread = threading.Thread(target=self._run, name=f"pdu-{pdu.name}", daemon=True)
+        self._life_calls = self._life()
+        self._started = False
+        self._ended = threading.Event()  # the worker's code has run to its end
+        self._thread = self._new_thread(None)
 
     # --- the network thread's side ---------------------------------------------------
 
@@ -259,6 +303,8 @@ class PduWorker:
             return len(self._inbox)
 
     def start(self) -> None:
+        _watchdog.start()
+        self._started = True
         self._thread.start()
 
     def request_stop(self) -> None:
@@ -267,7 +313,9 @@ class PduWorker:
             self._cond.notify()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        """Wait for the worker's code to end, on whichever thread it ends (not for a stuck one)."""
+        if self._started:
+            self._ended.wait(timeout)
 
     def retire(self, finish_queued: bool, then: Callable[[], None]) -> None:
         """For a reload: start no new command (but every queued one first, when ``finish_queued``);
@@ -287,23 +335,78 @@ class PduWorker:
 
     # --- the worker thread -----------------------------------------------------------
 
-    def _run(self) -> None:
+    def _life(self) -> _Calls:
         self._schedule_probe(0.0)
         if self._meter.wanted:
             self._schedule(0.0, self._meter_due)
         while (job := self._next_job()) is not None:
             try:
-                job()
+                calls = job()
+                if calls is not None:
+                    yield from calls
             except Exception:  # a bug must not kill the PDU's only thread
                 log.exception("pdu %s: unexpected error", self.pdu.name)
         retiring = self._retiring
         if retiring is not None and not self._stopping.is_set():
-            self._close_calls(wait=True)
+            # the worker that replaces this one must not talk to the device while a call is stuck there
+            if self._driver is not None:
+                yield from self._close(self._driver)
+            if self._slot.locked():
+                log.warning("pdu %s: a driver call is still stuck on the device; its new worker starts anyway",
+                            self.pdu.name)
             retiring[1]()
         else:
-            self._shutdown()
+            yield from self._shutdown()
 
-    def _next_job(self) -> Callable[[], None] | None:
+    def _new_thread(self, thrown: BaseException | None) -> threading.Thread:
+        return threading.Thread(target=self._drive, args=(self._generation, thrown), name=f"pdu-{self.pdu.name}",
+                                daemon=True)
+
+    def _drive(self, generation: int, thrown: BaseException | None) -> None:
+        """The thread of ``generation``: run :meth:`_life` on, making its driver calls, until it ends
+        or the watchdog gives this thread up during a call. ``thrown`` goes in first: the timeout
+        of the call a given-up thread was making."""
+        answer: Any = None
+        while True:
+            try:
+                request = self._life_calls.throw(thrown) if thrown is not None else self._life_calls.send(answer)
+            except StopIteration:
+                self._ended.set()
+                return
+            except BaseException:
+                self._ended.set()
+                raise
+            driver, method, args, deadline = request
+            answer, thrown = None, None
+            if not self._slot.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                thrown = _CallTimeout("a previous call is still stuck on the device")
+                continue
+            _watchdog.watch(self, deadline)
+            try:
+                answer = getattr(driver, method)(*args)
+            except BaseException as e:  # handed to the worker's code, which decides
+                thrown = e
+            if not _watchdog.done(self, generation):
+                # given up: a fresh thread went on without this answer and waits for the slot
+                if method != "close":
+                    self._close_driver(driver)  # the next call reconnects
+                self._slot.release()
+                return
+            self._slot.release()
+
+    def _continue_on_a_fresh_thread(self) -> None:
+        """On the watchdog's thread, once it has moved ``_generation`` on: the stuck thread is left
+        to the driver, and a new one drives the worker's code from the call that overran."""
+        stuck, self._thread = self._thread, self._new_thread(_CallTimeout(f"no answer within {self.pdu.timeout:g} s"))
+        stuck.name += " (stuck in the driver)"
+        log.warning("pdu %s: a driver call overran its %g s timeout; going on without it on a new thread",
+                    self.pdu.name, self.pdu.timeout)
+        try:
+            self._thread.start()
+        except RuntimeError:  # the interpreter is shutting down
+            log.debug("pdu %s: no new thread", self.pdu.name, exc_info=True)
+
+    def _next_job(self) -> _Job | None:
         with self._cond:
             while not self._stopping.is_set():
                 if self._timers and self._timers[0][0] <= time.monotonic():
@@ -320,14 +423,14 @@ class PduWorker:
                 self._cond.wait(self._timers[0][0] - time.monotonic() if self._timers else None)
         return None
 
-    def _schedule(self, delay: float, job: Callable[[], None]) -> None:
+    def _schedule(self, delay: float, job: _Job) -> None:
         heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), job))
 
-    def _execute(self, command: Command) -> None:
+    def _execute(self, command: Command) -> _Calls:
         started = time.monotonic()
         resume = self.journal.resume_of(command) if self.journal is not None else None
         if resume is not None:
-            self._resume(command, resume, started)
+            yield from self._resume(command, resume, started)
             return
         if command.deadline is not None and started > command.deadline:
             self.publisher.ack(command, None, f"expired: not run, older than max_command_age "
@@ -358,27 +461,27 @@ class PduWorker:
             self.journal.running(command)  # from here on a crash leaves the outcome unknown
         try:
             if command.action in ("on", "off"):
-                state = self._switch(command, command.action == "on")
+                state = yield from self._switch(command, command.action == "on")
             elif command.action == "toggle":
-                state = self._switch(command, not self._read(command))
+                state = yield from self._switch(command, not (yield from self._read(command)))
             elif command.action == "get":
-                state = self._read(command)
+                state = yield from self._read(command)
             else:
-                self._start_cycle(command, started, delay)
+                yield from self._start_cycle(command, started, delay)
                 return
         except CallFailed as e:
             self.publisher.ack(command, self._known.get(command.number), str(e), started)
             return
         self.publisher.ack(command, state, None, started)
 
-    def _switch(self, command: Command, on: bool) -> bool:
-        self._switched(command, self._call("set", command.number, on))
+    def _switch(self, command: Command, on: bool) -> _Calls:
+        self._switched(command, (yield from self._call("set", command.number, on)))
         self._confirm(command.port, command.number, on)
         return on
 
-    def _read(self, command: Command) -> bool:
+    def _read(self, command: Command) -> _Calls:
         if self._build_driver().can_read:
-            on = self._call("get", command.number)
+            on = yield from self._call("get", command.number)
             self._confirm(command.port, command.number, on)
             return on
         if command.number in self._known:
@@ -386,13 +489,13 @@ class PduWorker:
         raise CallFailed(f"driver {self.pdu.driver} cannot read outlets and port {command.port}'s state "
                          "is not known yet: switch it ON or OFF first")
 
-    def _start_cycle(self, command: Command, started: float, delay: float) -> None:
+    def _start_cycle(self, command: Command, started: float, delay: float) -> _Calls:
         native = type(self._build_driver()).cycle is not Driver.cycle
-        if native and self._call("cycle", command.number, delay):  # the device rebooted the outlet itself
+        if native and (yield from self._call("cycle", command.number, delay)):  # the device rebooted the outlet
             self._confirm(command.port, command.number, True)
             self.publisher.ack(command, True, None, started)
             return
-        self._switch(command, False)
+        yield from self._switch(command, False)
         if self.journal is not None:
             self.journal.cycling(command, time.time() + delay)
         self._wait_cycle(_Cycle(command, started, time.monotonic() + delay, delay))
@@ -401,12 +504,12 @@ class PduWorker:
         self._cycling[cycle.command.number] = cycle
         self._schedule(max(0.0, cycle.on_at - time.monotonic()), lambda: self._finish_cycle(cycle))
 
-    def _finish_cycle(self, cycle: _Cycle, tries: int | None = None) -> None:
+    def _finish_cycle(self, cycle: _Cycle, tries: int | None = None) -> _Calls:
         command, started = cycle.command, cycle.started
         if self._cycling.get(command.number) is not cycle:  # ended early by an ON or OFF
             return
         try:
-            self._switched(command, self._call("set", command.number, True, tries=tries))
+            self._switched(command, (yield from self._call("set", command.number, True, tries=tries)))
             self._confirm(command.port, command.number, True)
             self.publisher.ack(command, True, None, started)
         except CallFailed as e:
@@ -422,7 +525,7 @@ class PduWorker:
                            f"cycle ended early by a later {by.action.upper()} after {off_for:.1f} s "
                            f"of its {cycle.delay:g} s off", cycle.started)
 
-    def _resume(self, command: Command, resume: Resume, started: float) -> None:
+    def _resume(self, command: Command, resume: Resume, started: float) -> _Calls:
         """Finish a command that a crash of the daemon interrupted; see pdumqtt/journal.py."""
         delay = self.pdu.cycle_delay if command.delay is None else command.delay
         if command.action == "cycle" and resume.state == CYCLING:
@@ -436,7 +539,7 @@ class PduWorker:
             reason = ("cycle interrupted by a restart of the daemon while switching off: "
                       "power restored, but the outlet may not have been off for the delay")
             try:
-                self._switch(command, True)
+                yield from self._switch(command, True)
                 self.publisher.ack(command, True, reason, started)
             except CallFailed as e:
                 self.publisher.ack(command, None, f"{reason}; switching on failed: {e}", started)
@@ -444,7 +547,7 @@ class PduWorker:
         reason = (f"outcome unknown: the daemon stopped while this {command.action.upper()} ran, "
                   "so the outlet may or may not have switched (not run again)")
         try:
-            on = self._read(command)
+            on = yield from self._read(command)
             self.publisher.ack(command, on, f"{reason}; the outlet reads {'ON' if on else 'OFF'} now", started)
         except CallFailed as e:
             self.publisher.ack(command, None, f"{reason}; reading it back failed: {e}", started)
@@ -468,11 +571,11 @@ class PduWorker:
         self._probe_due, self._probe_at = True, at
         self._schedule(delay, lambda: self._probe_timer(at))
 
-    def _probe_timer(self, at: float) -> None:
+    def _probe_timer(self, at: float) -> _Calls:
         if self._probe_due and self._probe_at == at:  # else an earlier probe replaced this one
-            self._probe()
+            yield from self._probe()
 
-    def _probe(self) -> None:
+    def _probe(self) -> _Calls:
         """Read every outlet, to publish state and availability without waiting for a command.
 
         It runs when the PDU is idle: due while commands wait, it joins the idle jobs.
@@ -489,7 +592,7 @@ class PduWorker:
                     if number in self._absent:
                         continue
                     try:
-                        on = self._call("get", number, tries=1)
+                        on = yield from self._call("get", number, tries=1)
                     except OutletMissing as e:  # a config with more ports than the device: not a fault of it
                         self._absent.add(number)
                         log.warning("pdu %s: port %s left out of probes and meter reads: %s", self.pdu.name, name, e)
@@ -497,9 +600,9 @@ class PduWorker:
                     if self._known.get(number) != on:
                         self._confirm(name, number, on)
                 if not self._names_read:
-                    self._read_outlet_names()
+                    yield from self._read_outlet_names()
             elif self._driver is not None and self._driver.has_ping():
-                self._call("ping", tries=1)  # it cannot read outlets, but can say whether it answers
+                yield from self._call("ping", tries=1)  # it cannot read outlets, but can say whether it answers
             elif self.online is None:
                 self._set_online(True)  # nothing to ask the device: assume it is there until a call fails
         except CallFailed as e:
@@ -528,16 +631,16 @@ class PduWorker:
         self._meter.start(self._absent)
         self._idle.append(self._meter_step)
 
-    def _meter_step(self) -> None:
+    def _meter_step(self) -> _Calls:
         """One read of the round; then the next, again only when no command waits."""
         port, number = self._meter.next()
         method, args = ("meter_outlet", (number,)) if number is not None else ("meter_pdu", ())
         try:
-            reading = self._call_once(method, args)
+            reading = yield from self._call_once(method, args)
         except (DriverError, CallFailed) as e:
             self._meter.failed(port, str(e) or type(e).__name__)
-        except _CallTimeout:
-            self._meter.failed(port, f"device timeout: no answer within {self.pdu.timeout:g} s")
+        except _CallTimeout as e:
+            self._meter.failed(port, f"device timeout: {e}")
         else:
             if reading is None:
                 self._meter.unsupported(port)
@@ -550,7 +653,7 @@ class PduWorker:
             if self._meter.wanted:
                 self._schedule(self.pdu.meter_interval, self._meter_due)
 
-    def _read_outlet_names(self) -> None:
+    def _read_outlet_names(self) -> _Calls:
         """Once, after the first good probe: the outlets' names as the device has them."""
         self._names_read = True
         if type(self._driver).outlet_name is Driver.outlet_name:
@@ -560,7 +663,7 @@ class PduWorker:
             for name, number in self.pdu.ports.items():
                 if number in self._absent:
                     continue
-                device_name = self._call("outlet_name", number, tries=1)
+                device_name = yield from self._call("outlet_name", number, tries=1)
                 if device_name:
                     names[name] = str(device_name)
         except CallFailed as e:
@@ -580,12 +683,12 @@ class PduWorker:
                 raise CallFailed(f"driver {self.pdu.driver} could not start: {e}") from None
         return self._driver
 
-    def _call(self, method: str, *args: Any, tries: int | None = None) -> Any:
+    def _call(self, method: str, *args: Any, tries: int | None = None) -> _Calls:
         """Call the driver with the PDU's timeout and retries; CallFailed after the last try."""
         tries = self.pdu.retries + 1 if tries is None else tries
         for attempt in range(tries):
             try:
-                result = self._call_once(method, args)
+                result = yield from self._call_once(method, args)
                 self._set_online(True)
                 return result
             except NoSuchOutlet as e:  # the device answered: no retry, and the PDU is there
@@ -593,8 +696,8 @@ class PduWorker:
                 raise OutletMissing(str(e)) from None
             except DriverError as e:
                 reason = str(e) or type(e).__name__
-            except _CallTimeout:
-                reason = f"device timeout: no answer within {self.pdu.timeout:g} s"
+            except _CallTimeout as e:
+                reason = f"device timeout: {e}"
             if attempt + 1 < tries:
                 if self.calls is not None:
                     self.calls.retry(self.pdu.name)
@@ -606,37 +709,36 @@ class PduWorker:
         self._set_online(False)
         raise CallFailed(reason + (f" (after {attempt + 1} tries)" if attempt else ""))
 
-    def _call_once(self, method: str, args: tuple[Any, ...]) -> Any:
-        if self.calls is None:
-            return self._call_driver(method, args)
-        started, outcome = time.monotonic(), "error"
+    def _call_once(self, method: str, args: tuple[Any, ...]) -> _Calls:
+        """One try: yielded to the worker's thread, which makes the call (:meth:`_drive`)."""
+        driver = self._build_driver()
+        started = time.monotonic()
         try:
-            result = self._call_driver(method, args)
-            outcome = "ok"
-            return result
+            result = yield (driver, method, args, started + self.pdu.timeout)
         except _CallTimeout:
-            outcome = "timeout"
+            self._observe(method, started, "timeout")
             raise
-        finally:
+        except Exception as e:
+            self._observe(method, started, "error")
+            yield from self._close(driver)  # reconnect next time
+            if isinstance(e, DriverError):
+                raise
+            raise DriverError(f"{type(e).__name__}: {e}") from None  # an OSError or a driver bug
+        self._observe(method, started, "ok")
+        return result
+
+    def _observe(self, method: str, started: float, outcome: str) -> None:
+        if self.calls is not None:
             self.calls.driver_call(self.pdu.name, method, time.monotonic() - started, outcome)
 
-    def _call_driver(self, method: str, args: tuple[Any, ...]) -> Any:
-        driver = self._build_driver()
-        if self._caller is None:
-            self._caller = _CallThread(f"pdu-{self.pdu.name}-call")
-        call = self._caller.submit(getattr(driver, method), *args)
+    def _close(self, driver: Driver) -> _Calls:
+        """Close the driver, as a device operation of its own: it too waits for the slot and may overrun."""
         try:
-            return self._caller.result(call, timeout=self.pdu.timeout)
-        except _CallTimeout:
-            if not self._caller.cancel(call):  # it is stuck on the device: start afresh once it returns
-                self._caller.submit(self._close_driver, driver)
-            raise
-        except DriverError:
-            self._caller.submit(self._close_driver, driver)
-            raise
-        except Exception as e:  # an OSError or a driver bug: report it, reconnect next time
-            self._caller.submit(self._close_driver, driver)
-            raise DriverError(f"{type(e).__name__}: {e}") from None
+            yield (driver, "close", (), time.monotonic() + self.pdu.timeout)
+        except _CallTimeout as e:
+            log.debug("pdu %s: closing the driver: %s", self.pdu.name, e)
+        except Exception:
+            log.debug("pdu %s: closing the driver failed", self.pdu.name, exc_info=True)
 
     @staticmethod
     def _close_driver(driver: Driver) -> None:
@@ -645,36 +747,22 @@ class PduWorker:
         except Exception:
             log.debug("closing driver failed", exc_info=True)
 
-    def _shutdown(self) -> None:
+    def _shutdown(self) -> _Calls:
         """Finish what was started, refuse what was not: nothing is lost silently."""
         self._timers.clear()
         self._idle.clear()
         for cycle in list(self._cycling.values()):
             # power the board again now rather than leave it off because we stopped mid-cycle
-            self._finish_cycle(cycle, tries=1)
+            yield from self._finish_cycle(cycle, tries=1)
         with self._cond:
             leftovers = list(self._inbox)
             self._inbox.clear()
         now = time.monotonic()
         for command in leftovers:
             self.publisher.ack(command, None, "not run: the daemon is stopping", now)
-        self._close_calls()
-
-    def _close_calls(self, wait: bool = False) -> None:
-        """Close the driver and end the call thread; with ``wait``, give a call still stuck on
-        the device up to ``timeout`` to return, so that a worker replacing this one (a reload)
-        does not talk to the device while it does."""
-        if self._caller is None:
-            return
-        if self._driver is not None:
-            self._caller.submit(self._close_driver, self._driver)
-        if wait:
-            closed = threading.Event()
-            self._caller.submit(closed.set)
-            if not closed.wait(self.pdu.timeout):
-                log.warning("pdu %s: a driver call is still stuck on the device; its new worker starts anyway",
-                            self.pdu.name)
-        self._caller.shutdown()
+        # a call still stuck on the device closes the driver itself when it returns
+        if self._driver is not None and not self._slot.locked():
+            yield from self._close(self._driver)
 
 
 class Runner:
