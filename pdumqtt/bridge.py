@@ -30,7 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from pdumqtt import __version__
+from pdumqtt import __version__, mqtt_wire
 from pdumqtt.commands import BadCommand, Command, ack_payload, parse, quote, response_topic_problem
 from pdumqtt.config import Config, PduConfig
 from pdumqtt.journal import Journal
@@ -124,7 +124,8 @@ class _Client(mqtt.Client):
     Each message is acknowledged once handled, in arrival order: the bridge's own by
     ``_on_message``, an extension's (``message_callback_add``, e.g. Home Assistant's
     status) once its callback returns. ``last_error``: paho's loop catches the reason of a
-    failed attempt and only calls on_connect_fail, without it.
+    failed attempt and only calls on_connect_fail, without it. A command's PUBLISH and the
+    PUBACKs of what it publishes are decoded by ``pdumqtt/mqtt_wire.py`` when it can.
     """
 
     release: Callable[[mqtt.MQTTMessage], None]
@@ -136,6 +137,33 @@ class _Client(mqtt.Client):
         except OSError as e:
             self.last_error = e
             raise
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        # paho's own decoder for what mqtt_wire leaves to it, and whenever paho is asked to log
+        decoded = None
+        if self._protocol == mqtt.MQTTv5 and self.on_log is None and self._logger is None:
+            decoded = mqtt_wire.decode_publish(self._in_packet["command"], self._in_packet["packet"])
+        if decoded is None:
+            return super()._handle_publish()
+        message = mqtt.MQTTMessage(mid=decoded.mid, topic=decoded.topic)
+        message.dup, message.qos, message.retain = decoded.dup, decoded.qos, decoded.retain
+        message.properties, message.payload = decoded.properties, decoded.payload
+        message.timestamp = time.monotonic()  # paho's time_func
+        self._handle_on_message(message)
+        if decoded.qos == 1 and not self._manual_ack:
+            return self._send_puback(decoded.mid)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_pubackcomp(self, cmd: Any) -> mqtt.MQTTErrorCode:
+        # a two-byte PUBACK is a success without properties in v3.1.1 and v5 alike
+        packet = self._in_packet["packet"]
+        if cmd != "PUBACK" or len(packet) != 2 or self.on_log is not None or self._logger is not None:
+            return super()._handle_pubackcomp(cmd)
+        mid = int.from_bytes(packet, "big")
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                return self._do_on_publish(mid, mqtt_wire.PUBACK_SUCCESS, mqtt_wire.PUBACK_NO_PROPERTIES)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def message_callback_add(self, sub: str, callback: Callable[..., None]) -> None:  # type: ignore[override]
         def handled(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -540,11 +568,9 @@ class MqttBridge:
         except ValueError:  # a topic paho refuses (too long for MQTT): nowhere to answer
             log.info("cannot answer on %s", quote(f"{command.reply_to}/ack"))
         if command.response_topic:
-            props = copy.copy(_EMPTY_PUBLISH_PROPERTIES)
-            if command.correlation is not None:
-                props.CorrelationData = command.correlation
             try:
-                published.append(self._send(command.response_topic, payload, properties=props))
+                published.append(self._send(command.response_topic, payload,
+                                            properties=mqtt_wire.reply_properties(command.correlation)))
             except ValueError:  # a response topic paho refuses: nowhere to answer
                 log.info("cannot answer on response topic %s", quote(command.response_topic))
         if self.journal is not None:
