@@ -155,14 +155,15 @@ class _Client(mqtt.Client):
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _handle_pubackcomp(self, cmd: Any) -> mqtt.MQTTErrorCode:
-        # a two-byte PUBACK is a success without properties in v3.1.1 and v5 alike
-        packet = self._in_packet["packet"]
-        if cmd != "PUBACK" or len(packet) != 2 or self.on_log is not None or self._logger is not None:
+        decoded = None
+        if cmd == "PUBACK" and self.on_log is None and self._logger is None:
+            decoded = mqtt_wire.decode_puback(self._in_packet["packet"], self._protocol == mqtt.MQTTv5)
+        if decoded is None:
             return super()._handle_pubackcomp(cmd)
-        mid = int.from_bytes(packet, "big")
+        mid, reason, properties = decoded
         with self._out_message_mutex:
             if mid in self._out_messages:
-                return self._do_on_publish(mid, mqtt_wire.PUBACK_SUCCESS, mqtt_wire.PUBACK_NO_PROPERTIES)
+                return self._do_on_publish(mid, reason, properties)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def message_callback_add(self, sub: str, callback: Callable[..., None]) -> None:  # type: ignore[override]

@@ -11,8 +11,8 @@ common cases only, each giving what paho would give:
   format). Anything else (QoS 2, a topic alias, user properties, a subscription identifier,
   a duplicate or malformed property) is None, for paho's own decoder, which also says what
   is wrong with a malformed packet.
-- :data:`PUBACK_SUCCESS`, :data:`PUBACK_NO_PROPERTIES`: what paho's decoder makes of a
-  two-byte PUBACK (success, no properties), shared instead of built per packet.
+- :func:`decode_puback`: a PUBACK without properties (mosquitto's, whose v5 reason is often
+  "No matching subscribers"), its reason code shared instead of built per packet.
 - :func:`reply_properties`: a reply's Correlation Data, packed directly.
 """
 
@@ -27,8 +27,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 _EMPTY_PUBLISH = Properties(PacketTypes.PUBLISH)
 _TABLES = frozenset(vars(_EMPTY_PUBLISH))  # packetType, types, names, properties: shared, read-only
 
-PUBACK_SUCCESS = ReasonCode(PacketTypes.PUBACK)
-PUBACK_NO_PROPERTIES = Properties(PacketTypes.PUBACK)
+_PUBACK_NO_PROPERTIES = Properties(PacketTypes.PUBACK)
+_PUBACK_REASONS = {0: ReasonCode(PacketTypes.PUBACK)}  # by value; at most 256, made the first time seen
 
 # property identifier: (paho's attribute name, how the value is written)
 _PUBLISH_PROPERTIES = {1: ("PayloadFormatIndicator", "byte"), 2: ("MessageExpiryInterval", "int32"),
@@ -139,3 +139,23 @@ def decode_publish(header: int, packet: bytes | bytearray) -> Publish | None:
             return None
         found[name] = value
     return Publish(qos, bool(header & 0x08), bool(header & 0x01), topic, mid, properties, data[end:])
+
+
+def decode_puback(packet: bytes | bytearray, v5: bool) -> tuple[int, ReasonCode, Properties] | None:
+    """A PUBACK's packet id, reason code and properties as paho's decoder gives them, or None
+    for paho's decoder when it has properties (a reason string) or is malformed."""
+    size = len(packet)
+    if size == 2:
+        reason = _PUBACK_REASONS[0]
+    elif v5 and (size == 3 or (size == 4 and packet[3] == 0)):
+        reason = _PUBACK_REASONS.get(packet[2])
+        if reason is None:
+            reason = ReasonCode(PacketTypes.PUBACK)
+            try:
+                reason.unpack(packet[2:3])
+            except (KeyError, ValueError):  # not a PUBACK's reason code: paho's decoder calls it malformed
+                return None
+            _PUBACK_REASONS[packet[2]] = reason
+    else:
+        return None
+    return int.from_bytes(packet[0:2], "big"), reason, _PUBACK_NO_PROPERTIES

@@ -92,7 +92,19 @@ def test_reply_properties_with_more_set_pack_as_paho():
     assert properties.pack() == packed(MessageExpiryInterval=9, CorrelationData=b"c")
 
 
-def test_a_puback_decodes_as_the_shared_success():
-    theirs = _packet.decode_puback(0x40, bytearray(b"\x00\x07"), MQTTProtocolVersion.MQTTv5)
-    assert mqtt_wire.PUBACK_SUCCESS == theirs.reason and not mqtt_wire.PUBACK_SUCCESS.is_failure
-    assert str(mqtt_wire.PUBACK_NO_PROPERTIES) == str(theirs.properties)
+@pytest.mark.parametrize("packet", [b"\x00\x07", b"\x01\x07\x00", b"\x01\x07\x10", b"\x01\x07\x87\x00"])
+def test_a_puback_without_properties_decodes_as_paho_decodes_it(packet):
+    ours = mqtt_wire.decode_puback(bytearray(packet), v5=True)
+    theirs = _packet.decode_puback(0x40, bytearray(packet), MQTTProtocolVersion.MQTTv5)
+    assert ours[0] == theirs.mid and ours[1] == theirs.reason and ours[1].getName() == theirs.reason.getName()
+    assert ours[1].is_failure == theirs.reason.is_failure and str(ours[2]) == str(theirs.properties)
+
+
+@pytest.mark.parametrize(("packet", "v5"), [
+    (b"\x00\x07\x00", False),  # v3.1.1: two bytes or malformed
+    (b"\x00\x07\x02", True),  # not a PUBACK reason code
+    (b"\x00\x07\x10\x03\x1f\x00\x00", True),  # a reason string
+    (b"\x00", True),
+])
+def test_a_puback_with_properties_or_malformed_goes_to_paho(packet, v5):
+    assert mqtt_wire.decode_puback(bytearray(packet), v5) is None
