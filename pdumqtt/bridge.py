@@ -51,6 +51,7 @@ RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY = 1, 2
 ONLINE_EXPIRY, ONLINE_REFRESH = 30, 10.0
 DAEMON_PROPERTY = "pdumqtt-daemon"  # the user property naming the daemon on its Last Will
 MAX_TRANSACTIONS = 100_000  # remembered at once; the oldest finished ones go first
+MAX_RESPONSE_TOPICS = 1024  # verdicts remembered; requesters usually keep one response topic each
 
 
 def connect_failure(error: BaseException, host: str, port: int) -> str:
@@ -145,11 +146,7 @@ class _Client(mqtt.Client):
             decoded = mqtt_wire.decode_publish(self._in_packet["command"], self._in_packet["packet"])
         if decoded is None:
             return super()._handle_publish()
-        message = mqtt.MQTTMessage(mid=decoded.mid, topic=decoded.topic)
-        message.dup, message.qos, message.retain = decoded.dup, decoded.qos, decoded.retain
-        message.properties, message.payload = decoded.properties, decoded.payload
-        message.timestamp = time.monotonic()  # paho's time_func
-        self._handle_on_message(message)
+        self._handle_on_message(mqtt_wire.incoming_message(decoded, time.monotonic()))  # paho's time_func
         if decoded.qos == 1 and not self._manual_ack:
             return self._send_puback(decoded.mid)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
@@ -211,6 +208,8 @@ class MqttBridge:
         self._gate = threading.RLock()
         self._held: list[tuple[Command, bytes]] = []  # acks made while disconnected
         self.transactions = TransactionLog(config.mqtt["transaction_window"])
+        # the verdict on each response topic seen, for the config it was made under
+        self._response_topics: tuple[Config, dict[str, str | None]] = (config, {})
         self._failed_attempts = 0
         self._away_since: float | None = None
         self._stopping = threading.Event()
@@ -482,7 +481,16 @@ class MqttBridge:
         topic = getattr(props, "ResponseTopic", None)
         if topic is None:
             return None
-        problem = response_topic_problem(self.config, topic)
+        config, problems = self._response_topics
+        if config is not self.config:  # a reload: the rules may have changed
+            config, problems = self._response_topics = self.config, {}
+        try:
+            problem = problems[topic]
+        except KeyError:
+            problem = response_topic_problem(config, topic)
+            if len(problems) >= MAX_RESPONSE_TOPICS:
+                problems.clear()
+            problems[topic] = problem
         if problem is not None:
             return f"refused the response topic {quote(topic)}: {problem}"
         command.response_topic = topic

@@ -11,6 +11,8 @@ common cases only, each giving what paho would give:
   format). Anything else (QoS 2, a topic alias, user properties, a subscription identifier,
   a duplicate or malformed property) is None, for paho's own decoder, which also says what
   is wrong with a malformed packet.
+- :func:`incoming_message`: the message for ``on_message``, sharing one ``info`` (an outgoing
+  message's completion, with a Condition of its own, which an incoming one never uses).
 - :func:`decode_puback`: a PUBACK without properties (mosquitto's, whose v5 reason is often
   "No matching subscribers"), its reason code shared instead of built per packet.
 - :func:`reply_properties`: a reply's Correlation Data, packed directly.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from paho.mqtt.client import MQTTMessage
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
@@ -139,6 +142,20 @@ def decode_publish(header: int, packet: bytes | bytearray) -> Publish | None:
             return None
         found[name] = value
     return Publish(qos, bool(header & 0x08), bool(header & 0x01), topic, mid, properties, data[end:])
+
+
+_INCOMING = MQTTMessage()
+
+
+def incoming_message(publish: Publish, timestamp: float) -> MQTTMessage:
+    """``publish`` as paho hands a message to ``on_message``."""
+    message = MQTTMessage.__new__(MQTTMessage)
+    for slot in MQTTMessage.__slots__:  # what paho's constructor sets, info included
+        setattr(message, slot, getattr(_INCOMING, slot))
+    message.mid, message._topic, message.timestamp = publish.mid, publish.topic, timestamp
+    message.dup, message.qos, message.retain = publish.dup, publish.qos, publish.retain
+    message.properties, message.payload = publish.properties, publish.payload
+    return message
 
 
 def decode_puback(packet: bytes | bytearray, v5: bool) -> tuple[int, ReasonCode, Properties] | None:

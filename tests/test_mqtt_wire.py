@@ -4,6 +4,7 @@ import random
 
 import pytest
 from paho.mqtt import _packet
+from paho.mqtt.client import MQTTMessage
 from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -108,3 +109,12 @@ def test_a_puback_without_properties_decodes_as_paho_decodes_it(packet):
 ])
 def test_a_puback_with_properties_or_malformed_goes_to_paho(packet, v5):
     assert mqtt_wire.decode_puback(bytearray(packet), v5) is None
+
+
+def test_an_incoming_message_has_what_paho_gives_on_message():
+    publish = mqtt_wire.decode_publish(0x3B, publish_packet(b"pdu/p1/1/set", b"ON", props=packed(ResponseTopic="r")))
+    message = mqtt_wire.incoming_message(publish, 12.5)
+    assert (message.topic, message.payload, message.mid, message.qos, message.dup, message.retain) == \
+        ("pdu/p1/1/set", b"ON", 7, 1, True, True)
+    assert message.timestamp == 12.5 and message.properties.ResponseTopic == "r"
+    assert message.state == MQTTMessage().state and message.info.mid == 0
