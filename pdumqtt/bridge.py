@@ -30,7 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from pdumqtt import __version__
+from pdumqtt import __version__, mqtt_wire
 from pdumqtt.commands import BadCommand, Command, ack_payload, parse, quote, response_topic_problem
 from pdumqtt.config import Config, PduConfig
 from pdumqtt.journal import Journal
@@ -51,6 +51,7 @@ RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY = 1, 2
 ONLINE_EXPIRY, ONLINE_REFRESH = 30, 10.0
 DAEMON_PROPERTY = "pdumqtt-daemon"  # the user property naming the daemon on its Last Will
 MAX_TRANSACTIONS = 100_000  # remembered at once; the oldest finished ones go first
+MAX_RESPONSE_TOPICS = 1024  # verdicts remembered; requesters usually keep one response topic each
 
 
 def connect_failure(error: BaseException, host: str, port: int) -> str:
@@ -124,7 +125,8 @@ class _Client(mqtt.Client):
     Each message is acknowledged once handled, in arrival order: the bridge's own by
     ``_on_message``, an extension's (``message_callback_add``, e.g. Home Assistant's
     status) once its callback returns. ``last_error``: paho's loop catches the reason of a
-    failed attempt and only calls on_connect_fail, without it.
+    failed attempt and only calls on_connect_fail, without it. A command's PUBLISH and the
+    PUBACKs of what it publishes are decoded by ``pdumqtt/mqtt_wire.py`` when it can.
     """
 
     release: Callable[[mqtt.MQTTMessage], None]
@@ -136,6 +138,30 @@ class _Client(mqtt.Client):
         except OSError as e:
             self.last_error = e
             raise
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        # paho's own decoder for what mqtt_wire leaves to it, and whenever paho is asked to log
+        decoded = None
+        if self._protocol == mqtt.MQTTv5 and self.on_log is None and self._logger is None:
+            decoded = mqtt_wire.decode_publish(self._in_packet["command"], self._in_packet["packet"])
+        if decoded is None:
+            return super()._handle_publish()
+        self._handle_on_message(mqtt_wire.incoming_message(decoded, time.monotonic()))  # paho's time_func
+        if decoded.qos == 1 and not self._manual_ack:
+            return self._send_puback(decoded.mid)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_pubackcomp(self, cmd: Any) -> mqtt.MQTTErrorCode:
+        decoded = None
+        if cmd == "PUBACK" and self.on_log is None and self._logger is None:
+            decoded = mqtt_wire.decode_puback(self._in_packet["packet"], self._protocol == mqtt.MQTTv5)
+        if decoded is None:
+            return super()._handle_pubackcomp(cmd)
+        mid, reason, properties = decoded
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                return self._do_on_publish(mid, reason, properties)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def message_callback_add(self, sub: str, callback: Callable[..., None]) -> None:  # type: ignore[override]
         def handled(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -182,6 +208,8 @@ class MqttBridge:
         self._gate = threading.RLock()
         self._held: list[tuple[Command, bytes]] = []  # acks made while disconnected
         self.transactions = TransactionLog(config.mqtt["transaction_window"])
+        # the verdict on each response topic seen, for the config it was made under
+        self._response_topics: tuple[Config, dict[str, str | None]] = (config, {})
         self._failed_attempts = 0
         self._away_since: float | None = None
         self._stopping = threading.Event()
@@ -459,7 +487,16 @@ class MqttBridge:
         topic = getattr(props, "ResponseTopic", None)
         if topic is None:
             return None
-        problem = response_topic_problem(self.config, topic)
+        config, problems = self._response_topics
+        if config is not self.config:  # a reload: the rules may have changed
+            config, problems = self._response_topics = self.config, {}
+        try:
+            problem = problems[topic]
+        except KeyError:
+            problem = response_topic_problem(config, topic)
+            if len(problems) >= MAX_RESPONSE_TOPICS:
+                problems.clear()
+            problems[topic] = problem
         if problem is not None:
             return f"refused the response topic {quote(topic)}: {problem}"
         command.response_topic = topic
@@ -546,11 +583,9 @@ class MqttBridge:
         except ValueError:  # a topic paho refuses (too long for MQTT): nowhere to answer
             log.info("cannot answer on %s", quote(f"{command.reply_to}/ack"))
         if command.response_topic:
-            props = copy.copy(_EMPTY_PUBLISH_PROPERTIES)
-            if command.correlation is not None:
-                props.CorrelationData = command.correlation
             try:
-                published.append(self._send(command.response_topic, payload, properties=props))
+                published.append(self._send(command.response_topic, payload,
+                                            properties=mqtt_wire.reply_properties(command.correlation)))
             except ValueError:  # a response topic paho refuses: nowhere to answer
                 log.info("cannot answer on response topic %s", quote(command.response_topic))
         if self.journal is not None:

@@ -30,6 +30,7 @@ broker delivers it again.
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import hashlib
 import json
@@ -114,6 +115,16 @@ class Recovered:
     answered: list[tuple[Command, bytes]] = field(default_factory=list)  # client transactions in the window
 
 
+@dataclass(slots=True)
+class _Update:
+    """A worker's change to its command's row, waiting for a commit."""
+
+    command: Command
+    sql: str
+    args: tuple[Any, ...]
+    written: bool = False  # committed, or failed and logged; set under the db lock
+
+
 def _digest(message: mqtt.MQTTMessage) -> bytes:
     props = getattr(message, "properties", None)
     try:
@@ -142,6 +153,7 @@ class Journal:
         self.on_running: Callable[[Command], None] = lambda command: None
         self._db: sqlite3.Connection | None = None
         self._db_lock = threading.Lock()  # one statement (and its commit) at a time
+        self._updates: collections.deque[_Update] = collections.deque()  # the workers' writes, for one commit
         self._lockfile: IO[str] | None = None
         self._queue: queue.SimpleQueue[tuple[str, Any, Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -315,15 +327,46 @@ class Journal:
                 self._queue.put(("wake", None, None))
 
     def _update(self, command: Command, sql: str, args: tuple[Any, ...]) -> None:
+        """Write one row's change and return once it is committed. Workers that write at the
+        same time share a commit: the first to get the database commits every change waiting,
+        the others find theirs done (a commit costs about three statements)."""
         if command.journal_id is None:
             return
+        update = _Update(command, sql, args)
+        self._updates.append(update)
         with self._db_lock:
-            if self._db is None:
-                return
+            if not update.written:
+                self._write_updates()
+
+    def _write_updates(self) -> None:
+        """Commit every update waiting (under the db lock): together, or one by one when alone
+        (one statement commits itself, and each call lets go of the GIL) or when that fails."""
+        batch = []
+        while self._updates:
+            batch.append(self._updates.popleft())
+        if self._db is not None and not (len(batch) > 1 and self._commit_together(batch)):
+            for update in batch:  # a failing one must not take the others with it
+                try:
+                    self._db.execute(update.sql, update.args)
+                except sqlite3.Error as e:  # the command still runs and is answered; a crash now would lose it
+                    log.error("journal %s: cannot record command %s: %s", self.path, update.command.transaction, e)
+        for update in batch:
+            update.written = True
+
+    def _commit_together(self, batch: list[_Update]) -> bool:
+        assert self._db is not None
+        try:
+            self._db.execute("BEGIN")
+            for update in batch:
+                self._db.execute(update.sql, update.args)
+            self._db.execute("COMMIT")
+            return True
+        except sqlite3.Error:
             try:
-                self._db.execute(sql, args)
-            except sqlite3.Error as e:  # the command still runs and is answered; a crash now would lose it
-                log.error("journal %s: cannot record command %s: %s", self.path, command.transaction, e)
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            return False
 
     # --- the intake thread ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from support import run_cli, write_config
 
+from pdumqtt.bridge import MqttBridge
 from pdumqtt.commands import (
     MAX_JSON_DEPTH,
     MAX_NUMBER,
@@ -23,6 +24,7 @@ from pdumqtt.commands import (
 )
 from pdumqtt.config import ConfigError, load_config_data
 from pdumqtt.drivers import sim
+from pdumqtt.mqtt_wire import publish_properties
 
 CONFIG = load_config_data({
     "homeassistant": {"prefix": "ha"},
@@ -136,6 +138,17 @@ def test_response_topic_prefix_narrows_them() -> None:
     assert "allowed prefix (reply/, lab/replies/)" in response_topic_problem(narrow, "replyx/1")
     assert "under pdu/" in response_topic_problem(load_config_data(
         {"mqtt": {"response_topic_prefix": "pdu"}, "pdus": {"p": {"driver": "sim", "ports": 1}}}), "pdu/x/y")
+
+
+def test_a_reload_that_narrows_response_topics_applies_to_a_topic_seen_before() -> None:
+    bridge = MqttBridge(CONFIG, "127.0.0.1", 1)  # never connected: only its rules are asked
+    props = publish_properties()
+    props.ResponseTopic = "anywhere/else"
+    assert bridge._reply_fields(parse(CONFIG, "pdu/p/1/set", b"ON"), props) is None
+    narrow = load_config_data({"mqtt": {"response_topic_prefix": "reply"},
+                               "pdus": {"p": {"driver": "sim", "ports": 1}}})
+    bridge.reconfigure(narrow)
+    assert "allowed prefix (reply/)" in bridge._reply_fields(parse(narrow, "pdu/p/1/set", b"ON"), props)
 
 
 def test_a_transaction_id_is_remembered_per_outlet(daemon, probe, unique) -> None:

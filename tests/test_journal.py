@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import queue
+import sqlite3
+import threading
 
 import pytest
 from support import run_cli, wait_until, write_config
 
+from pdumqtt.commands import Command
 from pdumqtt.config import ConfigError, load_config_data
 from pdumqtt.drivers import sim
+from pdumqtt.journal import Journal
 
 
 def sim_pdu(**options: object) -> dict[str, object]:
@@ -96,3 +101,42 @@ def test_a_command_another_daemon_had_started_is_journalled_as_running(tmp_path)
         assert [c.transaction for c in pending] == ["t1"] and again.resume_of(pending[0]) == Resume(RUNNING)
     finally:
         again.close()
+
+
+def test_updates_from_many_workers_at_once_are_each_committed_before_the_call_returns(tmp_path):
+    journal = Journal(tmp_path / "j.journal", 60)
+    journal.open()
+    taken: queue.SimpleQueue[Command] = queue.SimpleQueue()
+    journal.submit = taken.put
+    journal.start()
+    commands = [Command(action="on", pdu="p", port=str(n), number=n, transaction=f"t{n}") for n in range(200)]
+    for command in commands:
+        journal.accept(command)
+    for _ in commands:
+        taken.get(timeout=5)
+    seen: dict[int, tuple[str, bytes | None]] = {}
+
+    def worker(mine: list[Command]) -> None:
+        reader = sqlite3.connect(tmp_path / "j.journal")  # another connection sees only what is committed
+        for command in mine:
+            journal.running(command)
+            assert reader.execute("SELECT state FROM commands WHERE id = ?", (command.journal_id,)).fetchone() == \
+                ("running",)
+            journal.done(command, f"ack {command.number}".encode())
+            seen[command.number] = reader.execute("SELECT state, ack FROM commands WHERE id = ?",
+                                                  (command.journal_id,)).fetchone()
+        reader.close()
+
+    threads = [threading.Thread(target=worker, args=(commands[i::10],)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    journal.close()
+    assert seen == {n: ("done", f"ack {n}".encode()) for n in range(200)}
+    again = Journal(tmp_path / "j.journal", 60)
+    again.open()
+    found = again.recover()
+    again.close()
+    assert sorted((c.number, ack) for c, ack in found.unanswered) == [(n, f"ack {n}".encode()) for n in range(200)]
+    assert not found.pending
