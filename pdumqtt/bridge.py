@@ -65,6 +65,7 @@ PUBLISH_WINDOW = 1000
 # not wedge a PDU (paho then holds more, and the bridge says so once).
 PUBLISH_WAIT = 5.0
 REPLAY_CHUNK = 100  # messages said again per reservation (and per turn of the gate) on connect
+WAIT_SLICE = 0.5  # the first waiting for room looks again this often (a disconnect, a stop)
 
 
 def connect_failure(error: BaseException, host: str, port: int) -> str:
@@ -161,143 +162,127 @@ class _Client(mqtt.Client):
         super().message_callback_add(sub, handled)
 
 
-class _Waiter:
-    __slots__ = ("count", "event", "granted", "need")
-
-    def __init__(self, need: int, count: int) -> None:
-        self.need, self.count, self.granted, self.event = need, count, False, threading.Event()
-
-
 class PublishWindow:
     """A bound on what paho holds: messages handed to it and not yet done with.
 
     A QoS 1 message is done when its PUBACK comes: paho keeps it until then, across
     reconnects, and sends it again after each CONNACK whether or not the broker kept the
-    session. A QoS 0 one is done once written to the socket. Both end in paho's
-    ``on_publish``; the QoS 0 ones paho had not written when the connection went are
-    dropped by its reconnect without one, and :meth:`reconnected` forgets them. Tracked by
-    mid, not counted, so a mid that wraps around at 65535 or a stray ``on_publish``
-    cannot throw the count off.
+    session. A QoS 0 one is done once written to the socket, or when a reconnect drops it
+    unwritten. paho marks each on the message's MQTTMessageInfo, which is what the window
+    keeps, in publish order: no mid to wrap around at 65535, and no ``on_publish``, for
+    which paho would build a reason code and properties per QoS 0 message written (that
+    doubled the time discovery took).
 
     Publishers reserve room first (:meth:`room`), outside any lock paho's thread needs;
     what they then publish stays within their reservation, so paho never holds more than
-    ``size`` of theirs. Those who must wait are served in order, and in bulk once the
-    window has drained to half: not one wakeup per PUBACK with a thousand workers waiting.
+    ``size`` of theirs. Those who must wait queue up; the first in line waits for the
+    message whose end makes room, then looks again.
     """
 
     def __init__(self, client: mqtt.Client, size: int = PUBLISH_WINDOW) -> None:
         self.client = client
         self.size = size
         self.overruns = 0  # reservations that waited their whole timeout and went over the bound
-        self._lock = threading.Lock()
-        self._pending: dict[int, int] = {}  # mid -> QoS
+        self._lock = threading.Lock()  # over _sent's pruning and _reserved
+        self._line = threading.Lock()  # held by the first of those waiting for room
+        self._sent: deque[mqtt.MQTTMessageInfo] = deque()  # handed to paho, oldest first
         self._reserved = 0
-        self._queue: deque[_Waiter] = deque()
-        self._handing = 0  # publish() calls under way
-        self._early: set[int] = set()  # mids done before their publish() returned
+        self._waiting = 0
+        self._released = threading.Event()  # a reservation ended: the first in line looks again
+        self._woken = 0  # wake() calls: a waiter asks wanted() again at once
         self._stalled = False  # said once per stall
-        client.on_publish = self._on_publish
 
     @property
     def outstanding(self) -> int:
         """Messages paho holds for us (QoS 1 not yet acknowledged, QoS 0 not yet written)."""
-        return len(self._pending)
+        with self._lock:
+            return self._level() - self._reserved
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False,
                 properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
-        """``client.publish``, with the message tracked until done."""
-        with self._lock:
-            self._handing += 1
-        info = None
-        try:
-            info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
-        finally:
-            with self._lock:
-                self._handing -= 1
-                # a QoS 1 message published while the connection is down stays with paho, sent on connect
-                if info is not None and (info.rc == mqtt.MQTT_ERR_SUCCESS
-                                         or (qos and info.rc == mqtt.MQTT_ERR_NO_CONN)):
-                    if info.mid in self._early:
-                        self._early.discard(info.mid)
-                    else:
-                        self._pending[info.mid] = qos
-                if not self._handing:
-                    self._early.clear()
+        """``client.publish``, with the message kept in the window until done."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        # refused (no connection: QoS 0 is dropped, QoS 1 is sent on connect and waits for
+        # nobody, as nothing is published while disconnected but by a race)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            self._sent.append(info)
         return info
 
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-        with self._lock:
-            if self._pending.pop(mid, None) is None:
-                if self._handing:  # paho's thread may be quicker than publish() returning the mid
-                    self._early.add(mid)
-                return
-            if len(self._pending) + self._reserved <= self.size // 2:
-                if self._stalled:
-                    self._stalled = False
-                    log.info("the broker caught up: %d messages unacknowledged", len(self._pending))
-                if self._queue:
-                    self._grant()
-
-    def _grant(self) -> None:
-        """Under the lock: room to the waiters in order, as long as the first fits."""
-        while self._queue and len(self._pending) + self._reserved + self._queue[0].need <= self.size:
-            waiter = self._queue.popleft()
-            waiter.granted = True
-            self._reserved += waiter.count
-            waiter.event.set()
-
-    def reconnected(self) -> None:
-        """paho reconnected: the QoS 0 messages it had not written are gone, and never end."""
-        with self._lock:
-            for mid in [mid for mid, qos in self._pending.items() if not qos]:
-                del self._pending[mid]
-            self._grant()
+    def _level(self) -> int:
+        """Under the lock: messages not yet done, and room reserved (drops the done ones first)."""
+        sent = self._sent
+        while sent and _done(sent[0]):
+            sent.popleft()
+        return len(sent) + self._reserved
 
     def wake(self) -> None:
-        """Let the waiters look again whether they still want room (a disconnect, a stop)."""
-        with self._lock:
-            for waiter in self._queue:
-                waiter.event.set()
+        """Let the waiters ask again whether they still want room (a disconnect, a stop)."""
+        self._woken += 1
+        self._released.set()
 
     def reserve(self, count: int, timeout: float | None, wanted: Callable[[], bool]) -> bool:
         """Wait for room for ``count`` messages and reserve it; False (nothing reserved) once
         ``wanted()`` is false. After ``timeout`` seconds the room is taken all the same."""
-        need = min(count, max(1, self.size // 2))  # more could never fit: it waits for half, like the rest
+        need = min(count, self.size)  # more could never fit: it waits for an empty window
         with self._lock:
-            if not self._queue and len(self._pending) + self._reserved + need <= self.size:
+            if not self._waiting and self._level() + need <= self.size:
                 self._reserved += count
                 return True
-            if not wanted():
-                return False
-            waiter = _Waiter(need, count)
-            self._queue.append(waiter)
+            self._waiting += 1
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            waiter.event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        try:
+            if not self._line.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())):
+                return self._overrun(count, timeout)
+            try:
+                while True:
+                    woken = self._woken
+                    self._released.clear()
+                    with self._lock:
+                        short = self._level() + need - self.size  # messages that must be done first
+                        if short <= 0:
+                            self._reserved += count
+                            return True
+                        # done mostly in order: the one that makes room when done, not one wakeup per message
+                        last = self._sent[short - 1] if short <= len(self._sent) else None
+                    if not wanted():
+                        return False
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return self._overrun(count, timeout)
+                    if woken != self._woken:
+                        continue
+                    # that one done, or a reservation ended, or a wake(); a while at most, to look again
+                    slice_ = WAIT_SLICE if left is None else min(left, WAIT_SLICE)
+                    if last is None:
+                        self._released.wait(slice_)
+                    else:
+                        _wait(last, slice_)
+            finally:
+                self._line.release()
+        finally:
             with self._lock:
-                if waiter.granted:
-                    return True
-                waiter.event.clear()
-                late = deadline is not None and time.monotonic() >= deadline
-                if late or not wanted():
-                    self._queue.remove(waiter)
-                    if late:
-                        self._reserved += count
-                        self.overruns += 1
-                        if not self._stalled:
-                            self._stalled = True
-                            log.warning("the broker has not acknowledged %d messages in %.0f s: publishing "
-                                        "anyway, paho holds more until it catches up", len(self._pending), timeout)
-                    self._grant()  # the next in line may fit
-                    return late
+                self._waiting -= 1
+
+    def _overrun(self, count: int, timeout: float | None) -> bool:
+        with self._lock:
+            self._reserved += count
+            self.overruns += 1
+            if not self._stalled:
+                self._stalled = True
+                log.warning("the broker has not acknowledged %d messages in %.0f s: publishing anyway, "
+                            "paho holds more until it catches up", len(self._sent), timeout or 0)
+        return True
 
     def release(self, count: int) -> None:
         if not count:
             return
         with self._lock:
             self._reserved -= count
-            if self._queue and len(self._pending) + self._reserved <= self.size // 2:
-                self._grant()
+            if self._stalled and self._level() <= self.size // 2:
+                self._stalled = False
+                log.info("the broker caught up: %d messages unacknowledged", len(self._sent))
+        if self._waiting:
+            self._released.set()
 
     @contextmanager
     def room(self, count: int, timeout: float | None, wanted: Callable[[], bool]) -> Iterator[bool]:
@@ -308,6 +293,20 @@ class PublishWindow:
         finally:
             if reserved:
                 self.release(count)
+
+
+def _done(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):  # lost with the connection (QoS 0): paho will not send it
+        return True
+
+
+def _wait(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
+    try:
+        info.wait_for_publish(timeout)
+    except (RuntimeError, ValueError):
+        pass
 
 
 def apply_login(client: mqtt.Client, mqtt_config: dict[str, Any]) -> None:
@@ -334,9 +333,9 @@ class MqttBridge:
         self.host, self.port = host, port
         self.submit: Callable[[Command], None] = lambda command: None
         self.journal: Journal | None = None  # set by the daemon: PUBACK once journalled
-        # called after each (re)connect, once our own topics are handed to paho (on the thread
-        # that says everything again, not paho's); extensions (Home Assistant discovery, a
-        # fleet) publish and subscribe there
+        # called after each (re)connect, once bridge/state and bridge/info are handed to paho (on
+        # the thread that says everything again, not paho's, before the states); extensions
+        # (Home Assistant discovery, a fleet) publish and subscribe there
         self.on_connected: list[Callable[[mqtt.Client], None]] = []
         self.connected = threading.Event()
         # paho does not promise to deliver what is published before its CONNACK, so nothing
@@ -448,7 +447,6 @@ class MqttBridge:
         log.info("connected to %s:%s%s%s", self.host, self.port, away, tries)
         self._failed_attempts, self._away_since = 0, None
         self._network_thread = threading.get_ident()
-        self.window.reconnected()
         with self._gate:
             self._connection += 1
             self._up = self._connection
@@ -469,10 +467,10 @@ class MqttBridge:
             self._subscribed.set()
 
     def _say_everything(self, connection: int) -> None:
-        """After connect ``connection``, once subscribed: say we are connected, publish what a
-        newcomer (or a broker that restarted) must know as the window makes room, then call the
-        on_connected hooks. Stops once the connection is lost or a newer one took over (which
-        says everything again itself)."""
+        """After connect ``connection``, once subscribed: say we are connected, publish our own
+        topics, call the on_connected hooks, then say again everything a newcomer (or a broker
+        that restarted) must know, as the window makes room. Stops once the connection is lost
+        or a newer one took over (which says everything again itself)."""
 
         def current() -> bool:
             return self._up == connection and not self._stopping.is_set()
@@ -498,6 +496,12 @@ class MqttBridge:
                 steps = [(list(self._availability), _one, self._say_availability),
                          (list(self._states), self._state_messages, self._say_state),
                          (list(self._deadband.published), self._reading_messages, self._say_reading)]
+            # now, not after the states: discovery's scan and configs then fill the window's gaps
+            for hook in self.on_connected:
+                try:
+                    hook(self.client)
+                except Exception:  # an extension's bug must not stop commands being served
+                    log.exception("on-connect hook %r failed", hook)
             # first: a PDU removed and added again says its state after
             self._say_again(cleared, _one, self._clear, current, always=True)
             # after a broker restart the retained topics may be gone: say everything again
@@ -506,14 +510,6 @@ class MqttBridge:
                     return
         except Exception:  # a bug here must not leave the topics unsaid without a word
             log.exception("saying everything again after connecting failed")
-            return
-        for hook in self.on_connected:
-            if not current():
-                return
-            try:
-                hook(self.client)
-            except Exception:  # an extension's bug must not stop commands being served
-                log.exception("on-connect hook %r failed", hook)
 
     def _say_again(self, keys: list[Any], messages: Callable[[Any], int], say: Callable[[Any], None],
                    current: Callable[[], bool], always: bool = False) -> bool:
