@@ -41,6 +41,7 @@ import logging
 import re
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -103,7 +104,7 @@ class Discovery:
 
     def _take(self, config: Config) -> None:
         self.config = config
-        self.object_ids = self._object_ids()
+        self._renamed = self._renamed_outlets()
         self.sensor_ids = self._sensor_ids()
         aliases: dict[tuple[str, str], list[str]] = {}
         for alias in config.aliases.values():
@@ -141,30 +142,43 @@ class Discovery:
             ids = {port: f"{pid}_{hashlib.sha1(port.encode()).hexdigest()[:6]}" for port, pid in ids.items()}
         return ids
 
-    def _object_ids(self) -> dict[tuple[str, str], str]:
-        """``<pdu>_<port>`` per outlet, unique across PDUs ("a_b"/"c" and "a"/"b_c" would not be)."""
-        ids = {(pdu.name, port): f"{safe_id(pdu.name)}_{port_id}"
-               for pdu in self.config.pdus.values() for port, port_id in self._port_ids(pdu).items()}
-        taken: dict[str, int] = {}
-        for oid in ids.values():
-            taken[oid] = taken.get(oid, 0) + 1
-        return {key: oid if taken[oid] == 1 else f"{oid}_{hashlib.sha1('/'.join(key).encode()).hexdigest()[:6]}"
-                for key, oid in ids.items()}
+    def _outlet_ids(self) -> Iterator[tuple[tuple[str, str], str]]:
+        """``<pdu>_<port>`` per outlet, as ((pdu, port), id): unique within a PDU, not always across."""
+        for pdu in self.config.pdus.values():
+            pdu_id = safe_id(pdu.name)
+            for port, port_id in self._port_ids(pdu).items():
+                yield (pdu.name, port), f"{pdu_id}_{port_id}"
+
+    def _renamed_outlets(self) -> dict[tuple[str, str], str]:
+        """The outlets whose ``<pdu>_<port>`` another PDU's outlet also has ("a_b"/"c" and "a"/"b_c"),
+        with the id each gets instead. Only these are kept: the rest are made again when needed
+        (tens of thousands of strings otherwise, for as long as the daemon runs)."""
+        taken = Counter(oid for _, oid in self._outlet_ids())
+        return {key: f"{oid}_{hashlib.sha1('/'.join(key).encode()).hexdigest()[:6]}"
+                for key, oid in self._outlet_ids() if taken[oid] > 1}
+
+    def _object_ids(self, pdu: PduConfig) -> dict[str, str]:
+        """The object id of each of a PDU's outlets, unique across all PDUs, by port."""
+        pdu_id = safe_id(pdu.name)
+        return {port: self._renamed.get((pdu.name, port)) or f"{pdu_id}_{port_id}"
+                for port, port_id in self._port_ids(pdu).items()}
 
     def components(self, pdu: PduConfig) -> list[tuple[str, str, dict[str, Any]]]:
-        """Per outlet a switch and a restart button, as (port, component id, config)."""
+        """Per outlet a switch and a restart button, as (object id, component id, config)."""
         out = []
+        object_ids = self._object_ids(pdu)
         for port, port_id in self._port_ids(pdu).items():
             label = _label(port, self._aliases.get((pdu.name, port), []))
             topic = f"{self.base}/{pdu.name}/{port}"
-            unique = f"{self.node}_{self.object_ids[(pdu.name, port)]}"
-            out.append((port, f"{port_id}_switch", {
+            oid = object_ids[port]
+            unique = f"{self.node}_{oid}"
+            out.append((oid, f"{port_id}_switch", {
                 "platform": "switch", "name": label, "unique_id": f"{unique}_switch",
                 "device_class": "outlet", "command_topic": f"{topic}/set", "state_topic": f"{topic}/state",
                 "payload_on": "ON", "payload_off": "OFF", "state_on": "ON", "state_off": "OFF",
                 "optimistic": False, "retain": False, "qos": 1,
             }))
-            out.append((port, f"{port_id}_restart", {
+            out.append((oid, f"{port_id}_restart", {
                 "platform": "button", "name": f"{label} restart", "unique_id": f"{unique}_restart",
                 "device_class": "restart", "command_topic": f"{topic}/set", "payload_press": "CYCLE",
                 "retain": False, "qos": 1,
@@ -185,9 +199,10 @@ class Discovery:
         ids: dict[tuple[str, str | None, str], str] = {}
         for pdu in self.config.pdus.values():
             outlet, total = self._metered(pdu)
+            object_ids = self._object_ids(pdu) if outlet else {}
             for port in pdu.ports if outlet else ():
                 for kind in outlet:
-                    ids[(pdu.name, port, kind)] = f"{self.object_ids[(pdu.name, port)]}_{kind}"
+                    ids[(pdu.name, port, kind)] = f"{object_ids[port]}_{kind}"
             for kind in total:
                 ids[(pdu.name, None, kind)] = f"{safe_id(pdu.name)}_{kind}"
         taken: dict[str, int] = {}
@@ -243,18 +258,20 @@ class Discovery:
             # the PDU's part of every entity's config, encoded once and joined to each: the
             # encoding is most of the time a config takes
             tail = ", " + json.dumps(shared)[1:]
-            for port, _, config in self.components(pdu):
-                topic = f"{self.prefix}/{config['platform']}/{self.node}/{self.object_ids[(pdu.name, port)]}/config"
-                yield topic, _joined(config, tail)
+            for oid, _, config in self.components(pdu):
+                yield f"{self.prefix}/{config['platform']}/{self.node}/{oid}/config", _joined(config, tail)
             for oid, _, config in self.sensors(pdu):
                 yield f"{self.prefix}/sensor/{self.node}/{oid}/config", _joined(config, tail)
 
     def _stale(self, found: Iterable[str]) -> list[str]:
         """The topics in ``found`` that the current config does not publish."""
+        if not found:
+            return []
         if self.device_based:
             current = {("device", safe_id(name)) for name in self.config.pdus}
-        else:  # components() makes a switch and a button per outlet
-            current = {(platform, oid) for oid in self.object_ids.values() for platform in ("switch", "button")}
+        else:
+            current = {(config["platform"], oid) for pdu in self.config.pdus.values()
+                       for oid, _, config in self.components(pdu)}
             current.update(("sensor", oid) for oid in self.sensor_ids.values())
         # a found topic is {prefix}/<platform>/{node}/<object id>/config (the scan's pattern)
         return sorted(topic for topic in found if tuple(topic.rsplit("/", 4)[1:4:2]) not in current)
@@ -326,7 +343,7 @@ class Discovery:
         messages = iter(messages)
         while batch := list(islice(messages, SEND_BATCH)):
             with self.window.room(len(batch), None, self.client.is_connected) as reserved:
-                if not reserved:
+                if not reserved or not self.client.is_connected():  # paho would drop them
                     return None
                 for topic, payload in batch:
                     self.window.publish(topic, payload, qos=0, retain=True)
