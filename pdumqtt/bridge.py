@@ -242,8 +242,11 @@ class PublishWindow:
                         if short <= 0:
                             self._reserved += count
                             return True
-                        # done mostly in order: the one that makes room when done, not one wakeup per message
+                        # done mostly in order: the one that makes room when done, not one wakeup per
+                        # message; if that one is done already, the oldest (not done) holds things up
                         last = self._sent[short - 1] if short <= len(self._sent) else None
+                        if last is not None and _done(last):
+                            last = self._sent[0]
                     if not wanted():
                         return False
                     left = None if deadline is None else deadline - time.monotonic()

@@ -79,7 +79,7 @@ class Daemon:
         if config.homeassistant["discovery"]:
             from pdumqtt.homeassistant import Discovery
 
-            self.discovery = Discovery(config, self.bridge.window)
+            self.discovery = Discovery(config, self.bridge.client)
             self.bridge.on_connected.append(self.discovery.on_connected)
         self.listener = None
         if config.pdudaemon is not None:

@@ -28,9 +28,9 @@ connection, in order), so when it arrives the list is complete. The broker's ret
 store is the record: nothing to keep in step with it, and it also holds what an older
 pdumqtt (or a lost state file) left behind.
 
-The configs are built as they are published, a batch per room in the bridge's
-:class:`~pdumqtt.bridge.PublishWindow`, and not kept: tens of thousands of them never sit
-in memory (ours or paho's) at once.
+The configs are built as they are published, a batch per room in a
+:class:`~pdumqtt.bridge.PublishWindow` of discovery's own, and not kept: tens of thousands
+of them never sit in memory (ours or paho's) at once.
 """
 
 from __future__ import annotations
@@ -80,10 +80,12 @@ def _label(port: str, aliases: list[str]) -> str:
 class Discovery:
     """Publishes, refreshes and cleans up the discovery configs over the bridge's client."""
 
-    def __init__(self, config: Config, window: PublishWindow) -> None:
+    def __init__(self, config: Config, client: mqtt.Client) -> None:
         self.config = config
-        self.window = window
-        self.client = client = window.client
+        self.client = client
+        # a window of its own: the QoS 0 configs are written in a moment, and must not queue
+        # behind the bridge's QoS 1 states, which wait for their PUBACKs
+        self.window = PublishWindow(client)
         self.base = config.base_topic
         self.prefix = config.homeassistant["prefix"]
         self.device_based = config.homeassistant["device_based"]
@@ -276,7 +278,8 @@ class Discovery:
         # a found topic is {prefix}/<platform>/{node}/<object id>/config (the scan's pattern)
         return sorted(topic for topic in found if tuple(topic.rsplit("/", 4)[1:4:2]) not in current)
 
-    # --- on paho's network thread --------------------------------------------------------
+    # --- a sync: on_connected on the bridge's thread after a connect, the scan's callbacks on
+    # paho's, the sending on a thread of its own ---------------------------------------------
 
     def on_connected(self, client: mqtt.Client) -> None:
         """Subscribe to Home Assistant's status, then read back what we published before."""

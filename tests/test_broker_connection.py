@@ -198,6 +198,8 @@ def _reserving(window, count: int, timeout: float | None, wanted=lambda: True):
 
 
 def test_the_window_waits_for_room_and_never_for_a_lost_message():
+    import time
+
     import paho.mqtt.client as mqtt
 
     from pdumqtt.bridge import PublishWindow
@@ -220,18 +222,32 @@ def test_the_window_waits_for_room_and_never_for_a_lost_message():
     assert result == [True] and window.outstanding == 2
     window.release(2)
 
+    # done out of order (a QoS 0 message written while an older QoS 1 one waits for its PUBACK):
+    # the waiter waits for the oldest, without spinning
+    older = paho.sent[2:4]  # still with paho
+    [window.publish("t", b"x") for _ in range(2)]
+    thread, result = _reserving(window, 2, None)
+    paho.done(older[1])
+    cpu = time.process_time()
+    thread.join(0.3)
+    assert thread.is_alive() and time.process_time() - cpu < 0.1
+    paho.done(older[0])
+    thread.join(5)
+    assert result == [True]
+    window.release(2)
+    paho.done(*paho.sent)
+
     # a waiter that is no longer wanted (disconnected, stopping) gives up at once when woken
-    window.reserve(2, None, lambda: True)
+    assert window.outstanding == 0
+    window.reserve(4, None, lambda: True)
     wanted = [True]
     thread, result = _reserving(window, 1, None, lambda: wanted[0])
     wanted[0] = False
     window.wake()
     thread.join(5)
     assert result == [False]
-    window.release(2)
 
     # a broker that stopped answering: the worker waits its timeout, then publishes anyway
-    window.reserve(2, None, lambda: True)
     thread, result = _reserving(window, 1, 0.3)
     thread.join(5)
     assert result == [True] and window.overruns == 1
@@ -327,6 +343,7 @@ def test_discovery_and_states_come_back_after_a_broker_restart(own_broker, uniqu
                            "pdus": {f"{unique}-{n}": {"driver": "sim", "ports": 60} for n in range(3)}}, first)
     try:
         daemon.bridge.window.size = 30
+        daemon.discovery.window.size = 30
         assert daemon.discovery.synced.wait(20)
         first.process.terminate()
         first.process.wait(10)
