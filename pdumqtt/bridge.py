@@ -58,9 +58,10 @@ RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY = 1, 2
 ONLINE_EXPIRY, ONLINE_REFRESH = 30, 10.0
 DAEMON_PROPERTY = "pdumqtt-daemon"  # the user property naming the daemon on its Last Will
 MAX_TRANSACTIONS = 100_000  # remembered at once; the oldest finished ones go first
-# Messages handed to paho and not yet done with, at most (a few hundred bytes each): far more
-# than paho's 20 in flight, so the window never idles the connection.
-PUBLISH_WINDOW = 1000
+# Messages handed to paho and not yet done with, at most: ten times paho's 20 in flight, so the
+# window never idles the connection, and few enough that an ack made during a flood of states
+# (every outlet's, at start) waits behind some milliseconds of them, not tens.
+PUBLISH_WINDOW = 200
 # A worker waits this long for room, then publishes anyway: a broker that stopped reading must
 # not wedge a PDU (paho then holds more, and the bridge says so once).
 PUBLISH_WAIT = 5.0

@@ -49,14 +49,16 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from pdumqtt import __version__
-from pdumqtt.bridge import PUBLISH_WINDOW, PublishWindow
+from pdumqtt.bridge import PublishWindow
 from pdumqtt.config import Config, PduConfig
 from pdumqtt.drivers import READING_UNITS
 
 log = logging.getLogger(__name__)
 
 SEND_BATCH = 200  # configs built and handed to paho per room in the window
-DEVICE_WINDOW = 50  # a device's config holds all its outlets (some 17 KB for 24): fewer at once
+# Configs with paho at once: QoS 0, so each is done once written, in a moment (a device's config
+# holds all its outlets, some 17 KB for 24: fewer of those)
+DISCOVERY_WINDOW, DEVICE_WINDOW = 1000, 50
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Home Assistant's sensor device classes and state classes for each reading
 _SENSOR_CLASSES = {"power": ("power", "measurement"), "current": ("current", "measurement"),
@@ -86,7 +88,7 @@ class Discovery:
         self.client = client
         # a window of its own: the QoS 0 configs are written in a moment, and must not queue
         # behind the bridge's QoS 1 states, which wait for their PUBACKs
-        self.window = PublishWindow(client, DEVICE_WINDOW if config.homeassistant["device_based"] else PUBLISH_WINDOW)
+        self.window = PublishWindow(client, DEVICE_WINDOW if config.homeassistant["device_based"] else DISCOVERY_WINDOW)
         self.base = config.base_topic
         self.prefix = config.homeassistant["prefix"]
         self.device_based = config.homeassistant["device_based"]
