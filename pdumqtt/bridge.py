@@ -337,9 +337,9 @@ class MqttBridge:
         self.host, self.port = host, port
         self.submit: Callable[[Command], None] = lambda command: None
         self.journal: Journal | None = None  # set by the daemon: PUBACK once journalled
-        # called after each (re)connect, once bridge/state and bridge/info are handed to paho (on
-        # the thread that says everything again, not paho's, before the states); extensions
-        # (Home Assistant discovery, a fleet) publish and subscribe there
+        # called after each (re)connect, once bridge/state, bridge/info and the availability are
+        # handed to paho (on the thread that says everything again, not paho's, before the
+        # states); extensions (Home Assistant discovery, a fleet) publish and subscribe there
         self.on_connected: list[Callable[[mqtt.Client], None]] = []
         self.connected = threading.Event()
         # paho does not promise to deliver what is published before its CONNACK, so nothing
@@ -471,10 +471,11 @@ class MqttBridge:
             self._subscribed.set()
 
     def _say_everything(self, connection: int) -> None:
-        """After connect ``connection``, once subscribed: say we are connected, publish our own
-        topics, call the on_connected hooks, then say again everything a newcomer (or a broker
-        that restarted) must know, as the window makes room. Stops once the connection is lost
-        or a newer one took over (which says everything again itself)."""
+        """After connect ``connection``, once subscribed: say we are connected, then say again,
+        as the window makes room, everything a newcomer (or a broker that restarted) must know:
+        our own topics and the PDUs' availability, then (once the on_connected hooks are
+        called) the states and readings. Stops once the connection is lost or a newer one took
+        over (which says everything again itself)."""
 
         def current() -> bool:
             return self._up == connection and not self._stopping.is_set()
@@ -497,18 +498,21 @@ class MqttBridge:
                 self._send_online()
                 self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
                 # what was cached until now; anything new is published by whoever makes it
-                steps = [(list(self._availability), _one, self._say_availability),
-                         (list(self._states), self._state_messages, self._say_state),
+                availability = list(self._availability)
+                steps = [(list(self._states), self._state_messages, self._say_state),
                          (list(self._deadband.published), self._reading_messages, self._say_reading)]
+            # first: a PDU removed and added again says its state after
+            self._say_again(cleared, _one, self._clear, current, always=True)
+            # after a broker restart the retained topics may be gone: say everything again,
+            # availability first (what makes Home Assistant's entities available)
+            if not self._say_again(availability, _one, self._say_availability, current):
+                return
             # now, not after the states: discovery's scan and configs then fill the window's gaps
             for hook in self.on_connected:
                 try:
                     hook(self.client)
                 except Exception:  # an extension's bug must not stop commands being served
                     log.exception("on-connect hook %r failed", hook)
-            # first: a PDU removed and added again says its state after
-            self._say_again(cleared, _one, self._clear, current, always=True)
-            # after a broker restart the retained topics may be gone: say everything again
             for keys, messages, say in steps:
                 if not self._say_again(keys, messages, say, current):
                     return
