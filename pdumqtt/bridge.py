@@ -223,10 +223,15 @@ class PublishWindow:
 
     def reserve(self, count: int, timeout: float | None, wanted: Callable[[], bool]) -> bool:
         """Wait for room for ``count`` messages and reserve it; False (nothing reserved) once
-        ``wanted()`` is false. After ``timeout`` seconds the room is taken all the same."""
+        ``wanted()`` is false. After ``timeout`` seconds the room is taken all the same, and
+        from then on at once (no wait per message) until the broker has caught up."""
         need = min(count, self.size)  # more could never fit: it waits for an empty window
         with self._lock:
-            if not self._waiting and self._level() + need <= self.size:
+            level = self._level()
+            if self._stalled and level <= self.size // 2:
+                self._stalled = False
+                log.info("the broker caught up: %d messages unacknowledged", len(self._sent))
+            if (not self._waiting and level + need <= self.size) or (self._stalled and timeout is not None):
                 self._reserved += count
                 return True
             self._waiting += 1
@@ -282,9 +287,6 @@ class PublishWindow:
             return
         with self._lock:
             self._reserved -= count
-            if self._stalled and self._level() <= self.size // 2:
-                self._stalled = False
-                log.info("the broker caught up: %d messages unacknowledged", len(self._sent))
         if self._waiting:
             self._released.set()
 

@@ -251,6 +251,11 @@ def test_the_window_waits_for_room_and_never_for_a_lost_message():
     thread, result = _reserving(window, 1, 0.3)
     thread.join(5)
     assert result == [True] and window.overruns == 1
+    # and the next does not wait again while the broker has not caught up
+    assert window.reserve(1, 5.0, lambda: True) and window.overruns == 1
+    window.release(6)
+    assert window.reserve(3, 5.0, lambda: True)  # caught up: waits (here: fits) again
+    window.release(3)
 
 
 def test_the_window_bounds_what_paho_holds_while_the_broker_stands_still(own_broker, unique, monkeypatch):
