@@ -3,6 +3,12 @@
 paho's network thread calls ``_on_message``, which only parses the message and hands
 the command to the runner (or answers a bad one at once); the PDU workers call back
 into :meth:`MqttBridge.state`, :meth:`availability` and :meth:`ack` to publish.
+Nothing heavy runs on the network thread: on each connect a thread of its own says
+everything again (:meth:`MqttBridge._say_everything`).
+
+What paho holds is bounded (:class:`PublishWindow`): the workers, that replay and Home
+Assistant discovery wait for room before they hand paho more, so memory stays flat
+however much is published at once.
 
 Messages are acknowledged by hand (paho's ``manual_ack``): with a journal
 (``pdumqtt/journal.py``) the PUBACK waits until the command is on disk, and the journal
@@ -19,8 +25,9 @@ import socket
 import ssl
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +59,15 @@ ONLINE_EXPIRY, ONLINE_REFRESH = 30, 10.0
 DAEMON_PROPERTY = "pdumqtt-daemon"  # the user property naming the daemon on its Last Will
 MAX_TRANSACTIONS = 100_000  # remembered at once; the oldest finished ones go first
 MAX_RESPONSE_TOPICS = 1024  # verdicts remembered; requesters usually keep one response topic each
+# Messages handed to paho and not yet done with, at most: ten times paho's 20 in flight, so the
+# window never idles the connection, and few enough that an ack made during a flood of states
+# (every outlet's, at start) waits behind some milliseconds of them, not tens.
+PUBLISH_WINDOW = 200
+# A worker waits this long for room, then publishes anyway: a broker that stopped reading must
+# not wedge a PDU (paho then holds more, and the bridge says so once).
+PUBLISH_WAIT = 5.0
+REPLAY_CHUNK = 100  # messages said again per reservation (and per turn of the gate) on connect
+WAIT_SLICE = 0.5  # the first waiting for room looks again this often (a disconnect, a stop)
 
 
 def connect_failure(error: BaseException, host: str, port: int) -> str:
@@ -173,6 +189,158 @@ class _Client(mqtt.Client):
         super().message_callback_add(sub, handled)
 
 
+class PublishWindow:
+    """A bound on what paho holds: messages handed to it and not yet done with.
+
+    A QoS 1 message is done when its PUBACK comes: paho keeps it until then, across
+    reconnects, and sends it again after each CONNACK whether or not the broker kept the
+    session. A QoS 0 one is done once written to the socket, or when a reconnect drops it
+    unwritten. paho marks each on the message's MQTTMessageInfo, which is what the window
+    keeps, in publish order: no mid to wrap around at 65535, and no ``on_publish``, for
+    which paho would build a reason code and properties per QoS 0 message written (that
+    doubled the time discovery took).
+
+    Publishers reserve room first (:meth:`room`), outside any lock paho's thread needs;
+    what they then publish stays within their reservation, so paho never holds more than
+    ``size`` of theirs. Those who must wait queue up; the first in line waits for the
+    message whose end makes room, then looks again.
+    """
+
+    def __init__(self, client: mqtt.Client, size: int = PUBLISH_WINDOW) -> None:
+        self.client = client
+        self.size = size
+        self.overruns = 0  # reservations that waited their whole timeout and went over the bound
+        self._lock = threading.Lock()  # over _sent's pruning and _reserved
+        self._line = threading.Lock()  # held by the first of those waiting for room
+        self._sent: deque[mqtt.MQTTMessageInfo] = deque()  # handed to paho, oldest first
+        self._reserved = 0
+        self._waiting = 0
+        self._released = threading.Event()  # a reservation ended: the first in line looks again
+        self._woken = 0  # wake() calls: a waiter asks wanted() again at once
+        self._stalled = False  # said once per stall
+
+    @property
+    def outstanding(self) -> int:
+        """Messages paho holds for us (QoS 1 not yet acknowledged, QoS 0 not yet written)."""
+        with self._lock:
+            return self._level() - self._reserved
+
+    def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False,
+                properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
+        """``client.publish``, with the message kept in the window until done."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        # refused (no connection: QoS 0 is dropped, QoS 1 is sent on connect and waits for
+        # nobody, as nothing is published while disconnected but by a race)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            self._sent.append(info)
+        return info
+
+    def _level(self) -> int:
+        """Under the lock: messages not yet done, and room reserved (drops the done ones first)."""
+        sent = self._sent
+        while sent and _done(sent[0]):
+            sent.popleft()
+        return len(sent) + self._reserved
+
+    def wake(self) -> None:
+        """Let the waiters ask again whether they still want room (a disconnect, a stop)."""
+        self._woken += 1
+        self._released.set()
+
+    def reserve(self, count: int, timeout: float | None, wanted: Callable[[], bool]) -> bool:
+        """Wait for room for ``count`` messages and reserve it; False (nothing reserved) once
+        ``wanted()`` is false. After ``timeout`` seconds the room is taken all the same, and
+        from then on at once (no wait per message) until the broker has caught up."""
+        need = min(count, self.size)  # more could never fit: it waits for an empty window
+        with self._lock:
+            level = self._level()
+            if self._stalled and level <= self.size // 2:
+                self._stalled = False
+                log.info("the broker caught up: %d messages unacknowledged", len(self._sent))
+            if (not self._waiting and level + need <= self.size) or (self._stalled and timeout is not None):
+                self._reserved += count
+                return True
+            self._waiting += 1
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            if not self._line.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())):
+                return self._overrun(count, timeout)
+            try:
+                while True:
+                    woken = self._woken
+                    self._released.clear()
+                    with self._lock:
+                        short = self._level() + need - self.size  # messages that must be done first
+                        if short <= 0:
+                            self._reserved += count
+                            return True
+                        # done mostly in order: the one that makes room when done, not one wakeup per
+                        # message; if that one is done already, the oldest (not done) holds things up
+                        last = self._sent[short - 1] if short <= len(self._sent) else None
+                        if last is not None and _done(last):
+                            last = self._sent[0]
+                    if not wanted():
+                        return False
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return self._overrun(count, timeout)
+                    if woken != self._woken:
+                        continue
+                    # that one done, or a reservation ended, or a wake(); a while at most, to look again
+                    slice_ = WAIT_SLICE if left is None else min(left, WAIT_SLICE)
+                    if last is None:
+                        self._released.wait(slice_)
+                    else:
+                        _wait(last, slice_)
+            finally:
+                self._line.release()
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def _overrun(self, count: int, timeout: float | None) -> bool:
+        with self._lock:
+            self._reserved += count
+            self.overruns += 1
+            if not self._stalled:
+                self._stalled = True
+                log.warning("the broker has not acknowledged %d messages in %.0f s: publishing anyway, "
+                            "paho holds more until it catches up", len(self._sent), timeout or 0)
+        return True
+
+    def release(self, count: int) -> None:
+        if not count:
+            return
+        with self._lock:
+            self._reserved -= count
+        if self._waiting:
+            self._released.set()
+
+    @contextmanager
+    def room(self, count: int, timeout: float | None, wanted: Callable[[], bool]) -> Iterator[bool]:
+        """Room for ``count`` messages while inside (see :meth:`reserve`); yields whether reserved."""
+        reserved = self.reserve(count, timeout, wanted)
+        try:
+            yield reserved
+        finally:
+            if reserved:
+                self.release(count)
+
+
+def _done(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):  # lost with the connection (QoS 0): paho will not send it
+        return True
+
+
+def _wait(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
+    try:
+        info.wait_for_publish(timeout)
+    except (RuntimeError, ValueError):
+        pass
+
+
 def apply_login(client: mqtt.Client, mqtt_config: dict[str, Any]) -> None:
     """Set the config's broker login (``username``, ``password`` or ``password_file``) and TLS on
     ``client``: the daemon's connection and ``pdumqtt doctor``'s must present the same."""
@@ -197,15 +365,23 @@ class MqttBridge:
         self.host, self.port = host, port
         self.submit: Callable[[Command], None] = lambda command: None
         self.journal: Journal | None = None  # set by the daemon: PUBACK once journalled
-        # called on paho's thread after each (re)connect, once our own topics are published;
-        # extensions (Home Assistant discovery) publish and subscribe there
+        # called after each (re)connect, once bridge/state, bridge/info and the availability are
+        # handed to paho (on the thread that says everything again, not paho's, before the
+        # states); extensions (Home Assistant discovery, a fleet) publish and subscribe there
         self.on_connected: list[Callable[[mqtt.Client], None]] = []
         self.connected = threading.Event()
         # paho does not promise to deliver what is published before its CONNACK, so nothing
         # goes to paho while we are not connected: state and availability are cached and said
         # again on connect, acks wait in _held. The gate makes "cache, then publish if
-        # connected" one step against on_connect's replay.
+        # connected" one step against a connect; the replay after it reads each value under
+        # the gate as it says it, so the last one said is the latest. Nobody waits for room in
+        # the window while holding the gate: paho's thread takes it on (dis)connect.
         self._gate = threading.RLock()
+        self._connection = 0  # counts the connects: a newer one supersedes the replay under way
+        self._up: int | None = None  # the connect whose connection is up, from on_connect to on_disconnect
+        self._subscription: int | None = None  # the mid of the last connect's SUBSCRIBE
+        self._subscribed = threading.Event()  # its SUBACK came (or the connection went: look again)
+        self._network_thread: int | None = None  # paho's: it must never wait for room it alone makes
         self._held: list[tuple[Command, bytes]] = []  # acks made while disconnected
         self.transactions = TransactionLog(config.mqtt["transaction_window"])
         # the verdict on each response topic seen, for the config it was made under
@@ -225,6 +401,7 @@ class MqttBridge:
         # daemon answers it (Fleet.refuses), not each that has the PDU
         self.refuses: Callable[[str], bool] = lambda pdu: True
         self.client = self._make_client()
+        self.window = PublishWindow(self.client)
 
     # --- connection ------------------------------------------------------------------
 
@@ -243,13 +420,15 @@ class MqttBridge:
         client.reconnect_delay_set(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY)
         # paho rescans every unacknowledged message on each PUBACK, so a large window costs
         # O(window) per message in a burst; 20 is also mosquitto's default Receive Maximum.
-        # Messages beyond the window wait in paho's queue (unbounded below), none is dropped.
+        # Messages beyond it wait in paho's queue, unbounded here (a full one refuses messages)
+        # and kept short by PublishWindow.
         client.max_inflight_messages_set(20)
         client.max_queued_messages_set(0)
         client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -268,8 +447,10 @@ class MqttBridge:
     def stop(self, timeout: float = 5.0) -> None:
         """Say offline, then leave cleanly (a clean leave does not fire the Last Will)."""
         self._stopping.set()
+        self._subscribed.set()
+        self.window.wake()  # whoever waits for room stops waiting
         if self.connected.is_set():
-            info = self.client.publish(f"{self.base}/bridge/state", "offline", qos=1, retain=True)
+            info = self._send(f"{self.base}/bridge/state", "offline", retain=True)
             info.wait_for_publish(timeout)
         self.client.disconnect()
         self.client.loop_stop()
@@ -293,6 +474,7 @@ class MqttBridge:
                 self._failed_attempts, reason, RECONNECT_MAX_DELAY)
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        """Subscribe, and leave the rest to a thread of its own: this one must keep reading."""
         if reason.is_failure:
             self._failed_attempts += 1
             log.error("broker %s:%s refused the connection: %s", self.host, self.port, reason)
@@ -301,38 +483,108 @@ class MqttBridge:
         tries = f" and {self._failed_attempts} failed attempts" if self._failed_attempts else ""
         log.info("connected to %s:%s%s%s", self.host, self.port, away, tries)
         self._failed_attempts, self._away_since = 0, None
+        self._network_thread = threading.get_ident()
         with self._gate:
-            self._say_everything(client)
-            self.connected.set()
-        for hook in self.on_connected:
-            try:
-                hook(client)
-            except Exception:  # an extension's bug must not stop commands being served
-                log.exception("on-connect hook %r failed", hook)
+            self._connection += 1
+            self._up = self._connection
+            self._subscribed.clear()
+            self._subscription = self._subscribe(client)
+        threading.Thread(target=self._say_everything, args=(self._connection,), name="mqtt-connected",
+                         daemon=True).start()
 
-    def _say_everything(self, client: mqtt.Client) -> None:
-        """Subscribe, then publish what a newcomer (or a broker that restarted) must know."""
+    def _subscribe(self, client: mqtt.Client) -> int | None:
         if self.v5:
             # retainAsPublished: a /set someone published retained must reach us flagged, to be refused
             options = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
-            client.subscribe([(f"{self.base}/+/+/set", options), (f"{self.base}/+/+/get", options)])
-        else:
-            client.subscribe([(f"{self.base}/+/+/set", 1), (f"{self.base}/+/+/get", 1)])
-        self._send_online()
-        self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
-        cleared, self._to_clear = self._to_clear, set()
-        for topic in sorted(cleared):  # first: a PDU removed and added again says its new state after
-            self._send(topic, b"", retain=True)
-        # after a broker restart the retained topics may be gone: say everything again
-        for pdu, online in self._availability.items():
+            return client.subscribe([(f"{self.base}/+/+/set", options), (f"{self.base}/+/+/get", options)])[1]
+        return client.subscribe([(f"{self.base}/+/+/set", 1), (f"{self.base}/+/+/get", 1)])[1]
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        if mid == self._subscription:
+            self._subscribed.set()
+
+    def _say_everything(self, connection: int) -> None:
+        """After connect ``connection``, once subscribed: say we are connected, then say again,
+        as the window makes room, everything a newcomer (or a broker that restarted) must know:
+        our own topics and the PDUs' availability, then (once the on_connected hooks are
+        called) the states and readings. Stops once the connection is lost or a newer one took
+        over (which says everything again itself)."""
+
+        def current() -> bool:
+            return self._up == connection and not self._stopping.is_set()
+
+        # "connected" once the broker has our subscriptions: a command published after it reaches us
+        self._subscribed.wait()
+        with self._gate:
+            if not current():
+                return
+            cleared, self._to_clear = sorted(self._to_clear), set()
+            held, self._held = self._held, []
+            self.connected.set()
+        try:
+            # first the acks clients wait for; these and the topics to empty are held again, never
+            # dropped, if the connection goes meanwhile
+            self._say_again(held, _ack_messages, self._publish_or_hold, current, always=True)
+            with self.window.room(2, None, current) as reserved, self._gate:
+                if not reserved or not current():
+                    return
+                self._send_online()
+                self._send(f"{self.base}/bridge/info", json.dumps(self.info()), retain=True)
+                # what was cached until now; anything new is published by whoever makes it
+                availability = list(self._availability)
+                steps = [(list(self._states), self._state_messages, self._say_state),
+                         (list(self._deadband.published), self._reading_messages, self._say_reading)]
+            # first: a PDU removed and added again says its state after
+            self._say_again(cleared, _one, self._clear, current, always=True)
+            # after a broker restart the retained topics may be gone: say everything again,
+            # availability first (what makes Home Assistant's entities available)
+            if not self._say_again(availability, _one, self._say_availability, current):
+                return
+            # now, not after the states: discovery's scan and configs then fill the window's gaps
+            for hook in self.on_connected:
+                try:
+                    hook(self.client)
+                except Exception:  # an extension's bug must not stop commands being served
+                    log.exception("on-connect hook %r failed", hook)
+            for keys, messages, say in steps:
+                if not self._say_again(keys, messages, say, current):
+                    return
+        except Exception:  # a bug here must not leave the topics unsaid without a word
+            log.exception("saying everything again after connecting failed")
+
+    def _say_again(self, keys: list[Any], messages: Callable[[Any], int], say: Callable[[Any], None],
+                   current: Callable[[], bool], always: bool = False) -> bool:
+        """``say(key)`` for each key under the gate, a chunk per room in the window; False once
+        the connection is no longer ``current`` (``always``: on all the same, without room)."""
+        for start in range(0, len(keys), REPLAY_CHUNK):
+            chunk = keys[start:start + REPLAY_CHUNK]
+            with self.window.room(sum(map(messages, chunk)), None, current) as reserved, self._gate:
+                if not always and not (reserved and current()):
+                    return False
+                for key in chunk:
+                    say(key)
+        return True
+
+    def _say_availability(self, pdu: str) -> None:
+        online = self._availability.get(pdu)  # a reload may have removed it since
+        if online is not None:
             self._send(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
-        for (pdu, port), on in self._states.items():
-            self._send_state(pdu, port, on)
-        for (pdu, port, kind), value in list(self._deadband.published.items()):
-            self._send_reading(pdu, port, kind, value)
-        held, self._held = self._held, []
-        for command, payload in held:
-            self._publish_ack(command, payload)
+
+    def _state_messages(self, key: tuple[str, str]) -> int:
+        return 1 + len(self._aliases_of.get(key, ()))
+
+    def _say_state(self, key: tuple[str, str]) -> None:
+        on = self._states.get(key)
+        if on is not None:
+            self._send_state(*key, on)
+
+    def _reading_messages(self, key: tuple[str, str | None, str]) -> int:
+        return 1 + len(self._aliases_of.get(key[:2], ())) if key[1] is not None else 1
+
+    def _say_reading(self, key: tuple[str, str | None, str]) -> None:
+        value = self._deadband.published.get(key)
+        if value is not None:
+            self._send_reading(*key, value)
 
     def _send_online(self) -> None:
         props = None
@@ -353,6 +605,9 @@ class MqttBridge:
             if self.connected.is_set():
                 self._away_since = time.monotonic()
             self.connected.clear()
+            self._up = None
+        self._subscribed.set()  # a replay waiting for the SUBACK gives up
+        self.window.wake()  # nobody waits for room while disconnected: what they publish is cached or held
         if reason.is_failure:
             log.warning("lost the broker (%s); reconnecting", reason)
 
@@ -507,7 +762,18 @@ class MqttBridge:
 
     def _send(self, topic: str, payload: str | bytes, retain: bool = False,
               properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        return self.window.publish(topic, payload, 1, retain, properties)
+
+    def _reserve(self, count: int) -> int:
+        """Room in the window for a worker's ``count`` messages, before it takes the gate; the
+        count to release after. None reserved on paho's thread: it is what makes room."""
+        if threading.get_ident() == self._network_thread or not self.window.reserve(count, PUBLISH_WAIT,
+                                                                                    self._may_publish):
+            return 0
+        return count
+
+    def _may_publish(self) -> bool:
+        return self.connected.is_set() and not self._stopping.is_set()
 
     def _send_state(self, pdu: str, port: str, on: bool) -> None:
         payload = b"ON" if on else b"OFF"
@@ -516,17 +782,25 @@ class MqttBridge:
             self._send(f"{self.base}/alias/{alias}/state", payload, retain=True)
 
     def state(self, pdu: str, port: str, on: bool) -> None:
-        with self._gate:
-            self._states[(pdu, port)] = on
-            if self.connected.is_set():
-                self._send_state(pdu, port, on)
+        reserved = self._reserve(self._state_messages((pdu, port)))
+        try:
+            with self._gate:
+                self._states[(pdu, port)] = on
+                if self.connected.is_set():
+                    self._send_state(pdu, port, on)
+        finally:
+            self.window.release(reserved)
 
     def availability(self, pdu: str, online: bool) -> None:
         log.log(logging.INFO if online else logging.WARNING, "pdu %s is %s", pdu, "online" if online else "offline")
-        with self._gate:
-            self._availability[pdu] = online
-            if self.connected.is_set():
-                self._send(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
+        reserved = self._reserve(1)
+        try:
+            with self._gate:
+                self._availability[pdu] = online
+                if self.connected.is_set():
+                    self._send(f"{self.base}/{pdu}/availability", "online" if online else "offline", retain=True)
+        finally:
+            self.window.release(reserved)
 
     def outlet_names(self, pdu: str, names: dict[str, str]) -> None:
         with self._gate:
@@ -545,11 +819,15 @@ class MqttBridge:
 
     def readings(self, pdu: str, port: str | None, values: dict[str, float]) -> None:
         """A meter read: each value that moved beyond the PDU's deadband goes out, retained."""
-        with self._gate:
-            changed = self._deadband.admit(pdu, port, values)
-            if self.connected.is_set():
-                for kind, value in changed.items():
-                    self._send_reading(pdu, port, kind, value)
+        reserved = self._reserve(len(values) * self._reading_messages((pdu, port, "")))  # at most
+        try:
+            with self._gate:
+                changed = self._deadband.admit(pdu, port, values)
+                if self.connected.is_set():
+                    for kind, value in changed.items():
+                        self._send_reading(pdu, port, kind, value)
+        finally:
+            self.window.release(reserved)
 
     def ack(self, command: Command, state: bool | None, error: str | None, started: float) -> None:
         now = time.monotonic()
@@ -564,11 +842,20 @@ class MqttBridge:
 
     def publish_ack(self, command: Command, payload: bytes) -> None:
         """Publish an ack made before (a journalled one, after a restart), or hold it until connected."""
-        with self._gate:
-            if self.connected.is_set():
-                self._publish_ack(command, payload)
-            else:
-                self._held.append((command, payload))
+        reserved = self._reserve(_ack_messages((command, payload)))
+        try:
+            with self._gate:
+                self._publish_or_hold((command, payload))
+        finally:
+            self.window.release(reserved)
+
+    def _publish_or_hold(self, held: tuple[Command, bytes]) -> None:
+        """Under the gate."""
+        command, payload = held
+        if self.connected.is_set():
+            self._publish_ack(command, payload)
+        else:
+            self._held.append((command, payload))
 
     def _send_ack(self, command: Command, payload: bytes) -> None:
         if command.on_ack is not None:
@@ -590,6 +877,14 @@ class MqttBridge:
                 log.info("cannot answer on response topic %s", quote(command.response_topic))
         if self.journal is not None:
             self.journal.ack_sent(command, published)
+
+
+def _one(key: Any) -> int:
+    return 1
+
+
+def _ack_messages(held: tuple[Command, bytes]) -> int:
+    return 2 if held[0].response_topic else 1
 
 
 def _aliases_of(config: Config) -> dict[tuple[str, str], list[str]]:

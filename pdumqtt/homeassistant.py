@@ -27,6 +27,10 @@ topic of our own; the broker delivers the marker after the retained messages (on
 connection, in order), so when it arrives the list is complete. The broker's retained
 store is the record: nothing to keep in step with it, and it also holds what an older
 pdumqtt (or a lost state file) left behind.
+
+The configs are built as they are published, a batch per room in a
+:class:`~pdumqtt.bridge.PublishWindow` of discovery's own, and not kept: tens of thousands
+of them never sit in memory (ours or paho's) at once.
 """
 
 from __future__ import annotations
@@ -37,17 +41,24 @@ import logging
 import re
 import threading
 import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from pdumqtt import __version__
+from pdumqtt.bridge import PublishWindow
 from pdumqtt.config import Config, PduConfig
 from pdumqtt.drivers import READING_UNITS
 
 log = logging.getLogger(__name__)
 
-SEND_BATCH = 1000  # configs handed to paho before waiting for them to be written
+SEND_BATCH = 200  # configs built and handed to paho per room in the window
+# Configs with paho at once: QoS 0, so each is done once written, in a moment (a device's config
+# holds all its outlets, some 17 KB for 24: fewer of those)
+DISCOVERY_WINDOW, DEVICE_WINDOW = 1000, 50
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Home Assistant's sensor device classes and state classes for each reading
 _SENSOR_CLASSES = {"power": ("power", "measurement"), "current": ("current", "measurement"),
@@ -75,6 +86,9 @@ class Discovery:
     def __init__(self, config: Config, client: mqtt.Client) -> None:
         self.config = config
         self.client = client
+        # a window of its own: the QoS 0 configs are written in a moment, and must not queue
+        # behind the bridge's QoS 1 states, which wait for their PUBACKs
+        self.window = PublishWindow(client, DEVICE_WINDOW if config.homeassistant["device_based"] else DISCOVERY_WINDOW)
         self.base = config.base_topic
         self.prefix = config.homeassistant["prefix"]
         self.device_based = config.homeassistant["device_based"]
@@ -85,7 +99,7 @@ class Discovery:
         self._marker_topic = f"{self.base}/bridge/discovery-sync/{uuid.uuid4().hex}"
         self._lock = threading.Lock()
         self._sending = threading.Lock()
-        self._found: dict[str, bytes] = {}
+        self._found: dict[str, bytes | None] = {}  # a topic found, and its payload where messages() needs it
         self._marker: str | None = None  # the marker we wait for, while a scan is under way
         self._done_marker = ""  # comes back once the broker has every config of the last sync
         self.synced = threading.Event()  # set once the broker holds what the last scan published
@@ -95,7 +109,7 @@ class Discovery:
 
     def _take(self, config: Config) -> None:
         self.config = config
-        self.object_ids = self._object_ids()
+        self._renamed = self._renamed_outlets()
         self.sensor_ids = self._sensor_ids()
         aliases: dict[tuple[str, str], list[str]] = {}
         for alias in config.aliases.values():
@@ -133,30 +147,43 @@ class Discovery:
             ids = {port: f"{pid}_{hashlib.sha1(port.encode()).hexdigest()[:6]}" for port, pid in ids.items()}
         return ids
 
-    def _object_ids(self) -> dict[tuple[str, str], str]:
-        """``<pdu>_<port>`` per outlet, unique across PDUs ("a_b"/"c" and "a"/"b_c" would not be)."""
-        ids = {(pdu.name, port): f"{safe_id(pdu.name)}_{port_id}"
-               for pdu in self.config.pdus.values() for port, port_id in self._port_ids(pdu).items()}
-        taken: dict[str, int] = {}
-        for oid in ids.values():
-            taken[oid] = taken.get(oid, 0) + 1
-        return {key: oid if taken[oid] == 1 else f"{oid}_{hashlib.sha1('/'.join(key).encode()).hexdigest()[:6]}"
-                for key, oid in ids.items()}
+    def _outlet_ids(self) -> Iterator[tuple[tuple[str, str], str]]:
+        """``<pdu>_<port>`` per outlet, as ((pdu, port), id): unique within a PDU, not always across."""
+        for pdu in self.config.pdus.values():
+            pdu_id = safe_id(pdu.name)
+            for port, port_id in self._port_ids(pdu).items():
+                yield (pdu.name, port), f"{pdu_id}_{port_id}"
+
+    def _renamed_outlets(self) -> dict[tuple[str, str], str]:
+        """The outlets whose ``<pdu>_<port>`` another PDU's outlet also has ("a_b"/"c" and "a"/"b_c"),
+        with the id each gets instead. Only these are kept: the rest are made again when needed
+        (tens of thousands of strings otherwise, for as long as the daemon runs)."""
+        taken = Counter(oid for _, oid in self._outlet_ids())
+        return {key: f"{oid}_{hashlib.sha1('/'.join(key).encode()).hexdigest()[:6]}"
+                for key, oid in self._outlet_ids() if taken[oid] > 1}
+
+    def _object_ids(self, pdu: PduConfig) -> dict[str, str]:
+        """The object id of each of a PDU's outlets, unique across all PDUs, by port."""
+        pdu_id = safe_id(pdu.name)
+        return {port: self._renamed.get((pdu.name, port)) or f"{pdu_id}_{port_id}"
+                for port, port_id in self._port_ids(pdu).items()}
 
     def components(self, pdu: PduConfig) -> list[tuple[str, str, dict[str, Any]]]:
-        """Per outlet a switch and a restart button, as (port, component id, config)."""
+        """Per outlet a switch and a restart button, as (object id, component id, config)."""
         out = []
+        object_ids = self._object_ids(pdu)
         for port, port_id in self._port_ids(pdu).items():
             label = _label(port, self._aliases.get((pdu.name, port), []))
             topic = f"{self.base}/{pdu.name}/{port}"
-            unique = f"{self.node}_{self.object_ids[(pdu.name, port)]}"
-            out.append((port, f"{port_id}_switch", {
+            oid = object_ids[port]
+            unique = f"{self.node}_{oid}"
+            out.append((oid, f"{port_id}_switch", {
                 "platform": "switch", "name": label, "unique_id": f"{unique}_switch",
                 "device_class": "outlet", "command_topic": f"{topic}/set", "state_topic": f"{topic}/state",
                 "payload_on": "ON", "payload_off": "OFF", "state_on": "ON", "state_off": "OFF",
                 "optimistic": False, "retain": False, "qos": 1,
             }))
-            out.append((port, f"{port_id}_restart", {
+            out.append((oid, f"{port_id}_restart", {
                 "platform": "button", "name": f"{label} restart", "unique_id": f"{unique}_restart",
                 "device_class": "restart", "command_topic": f"{topic}/set", "payload_press": "CYCLE",
                 "retain": False, "qos": 1,
@@ -177,9 +204,10 @@ class Discovery:
         ids: dict[tuple[str, str | None, str], str] = {}
         for pdu in self.config.pdus.values():
             outlet, total = self._metered(pdu)
+            object_ids = self._object_ids(pdu) if outlet else {}
             for port in pdu.ports if outlet else ():
                 for kind in outlet:
-                    ids[(pdu.name, port, kind)] = f"{self.object_ids[(pdu.name, port)]}_{kind}"
+                    ids[(pdu.name, port, kind)] = f"{object_ids[port]}_{kind}"
             for kind in total:
                 ids[(pdu.name, None, kind)] = f"{safe_id(pdu.name)}_{kind}"
         taken: dict[str, int] = {}
@@ -214,14 +242,13 @@ class Discovery:
                 }))
         return out
 
-    def messages(self, found: dict[str, bytes] | None = None) -> dict[str, bytes]:
-        """Every discovery topic of the current config with its payload.
+    def messages(self, found: dict[str, bytes | None] | None = None) -> Iterator[tuple[str, bytes]]:
+        """Every discovery topic of the current config with its payload, built as asked for.
 
         ``found`` is what the broker held: device-based configs name the components that
         left (a component with only its platform is how Home Assistant removes one).
         """
         found = found or {}
-        out: dict[str, bytes] = {}
         for pdu in self.config.pdus.values():
             shared = {"device": self.device(pdu), "origin": self.origin(), **self.availability(pdu)}
             if self.device_based:
@@ -231,19 +258,31 @@ class Discovery:
                 for cid, old in _components_of(found.get(topic)).items():
                     if cid not in components and isinstance(old, dict) and set(old) - {"platform", "p"}:
                         components[cid] = {"platform": old.get("platform", old.get("p"))}
-                out[topic] = json.dumps({**shared, "qos": 1, "components": components}, sort_keys=True).encode()
+                yield topic, json.dumps({**shared, "qos": 1, "components": components}).encode()
                 continue
-            for port, _, config in self.components(pdu):
-                body = {k: v for k, v in config.items() if k != "platform"}
-                topic = f"{self.prefix}/{config['platform']}/{self.node}/{self.object_ids[(pdu.name, port)]}/config"
-                out[topic] = json.dumps({**body, **shared}, sort_keys=True).encode()
+            # the PDU's part of every entity's config, encoded once and joined to each: the
+            # encoding is most of the time a config takes
+            tail = ", " + json.dumps(shared)[1:]
+            for oid, _, config in self.components(pdu):
+                yield f"{self.prefix}/{config['platform']}/{self.node}/{oid}/config", _joined(config, tail)
             for oid, _, config in self.sensors(pdu):
-                body = {k: v for k, v in config.items() if k != "platform"}
-                out[f"{self.prefix}/sensor/{self.node}/{oid}/config"] = json.dumps({**body, **shared},
-                                                                                  sort_keys=True).encode()
-        return out
+                yield f"{self.prefix}/sensor/{self.node}/{oid}/config", _joined(config, tail)
 
-    # --- on paho's network thread --------------------------------------------------------
+    def _stale(self, found: Iterable[str]) -> list[str]:
+        """The topics in ``found`` that the current config does not publish."""
+        if not found:
+            return []
+        if self.device_based:
+            current = {("device", safe_id(name)) for name in self.config.pdus}
+        else:
+            current = {(config["platform"], oid) for pdu in self.config.pdus.values()
+                       for oid, _, config in self.components(pdu)}
+            current.update(("sensor", oid) for oid in self.sensor_ids.values())
+        # a found topic is {prefix}/<platform>/{node}/<object id>/config (the scan's pattern)
+        return sorted(topic for topic in found if tuple(topic.rsplit("/", 4)[1:4:2]) not in current)
+
+    # --- a sync: on_connected on the bridge's thread after a connect, the scan's callbacks on
+    # paho's, the sending on a thread of its own ---------------------------------------------
 
     def on_connected(self, client: mqtt.Client) -> None:
         """Subscribe to Home Assistant's status, then read back what we published before."""
@@ -266,9 +305,11 @@ class Discovery:
 
     def _on_found(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.retain and message.payload:
+            # only a device's config is read again (the components it had); the others need just the topic
+            keep = message.payload if self.device_based and message.topic.rsplit("/", 4)[1] == "device" else None
             with self._lock:
                 if self._marker is not None:
-                    self._found[message.topic] = message.payload
+                    self._found[message.topic] = keep
 
     def _on_marker(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == self._done_marker:  # the broker has taken everything we published
@@ -282,42 +323,48 @@ class Discovery:
         # off paho's thread: the sender waits for each batch to leave, which paho's own must not
         threading.Thread(target=self._send, args=(found,), name="ha-discovery", daemon=True).start()
 
-    def _send(self, found: dict[str, bytes]) -> None:
-        """Publish the configs and remove the stale ones, a batch at a time."""
+    def _send(self, found: dict[str, bytes | None]) -> None:
+        """Remove the stale configs, then publish the current ones, as the window makes room."""
         with self._sending:  # one sync at a time, in the order they were asked for
-            current = self.messages(found)
-            stale = sorted(set(found) - set(current))
-            # QoS 0: tens of thousands of configs at start were the broker's slowest work (each a
-            # PUBACK both ways). Nothing is lost by it: they are retained, all sent again on every
-            # (re)connect, and the QoS 1 marker below comes back only after the broker took them all.
-            # In batches, so that paho never holds them all in memory at once.
-            outgoing = [(topic, b"") for topic in stale] + list(current.items())
-            for start in range(0, len(outgoing), SEND_BATCH):
-                info = None
-                for topic, payload in outgoing[start:start + SEND_BATCH]:
-                    info = self.client.publish(topic, payload, qos=0, retain=True)
-                if info is not None and not self._wait_sent(info):
-                    return  # disconnected: the next connect syncs again
-            log.info("Home Assistant discovery: %d configs under %s/, %d stale removed", len(current), self.prefix,
-                     len(stale))
+            stale = self._stale(found)
+            # first: an entity moving to the other discovery style must be gone before it comes back
+            removed = self._publish((topic, b"") for topic in stale)
+            published = self._publish(self.messages(found)) if removed is not None else None
+            if published is None or not self.client.is_connected():
+                return  # disconnected: the next connect syncs again
+            log.info("Home Assistant discovery: %d configs under %s/, %d stale removed", published, self.prefix,
+                     removed)
             self._done_marker = f"{self._marker_topic}/done{uuid.uuid4().hex[:8]}"
             self.client.publish(self._done_marker, b"", qos=1)
 
-    def _wait_sent(self, info: mqtt.MQTTMessageInfo) -> bool:
-        """True once the batch's last message left; False when the connection went first."""
-        try:
-            while not info.is_published():
-                if not self.client.is_connected():
-                    return False
-                info.wait_for_publish(1.0)
-        except (RuntimeError, ValueError):  # paho refused the publish: we were disconnected meanwhile
-            return False
-        return True
+    def _publish(self, messages: Iterable[tuple[str, bytes]]) -> int | None:
+        """Hand ``messages`` to paho, retained, a batch per room in the window; how many, or None
+        once the connection went.
+
+        QoS 0: tens of thousands of configs at start were the broker's slowest work (each a
+        PUBACK both ways). Nothing is lost by it: they are retained, all sent again on every
+        (re)connect, and the QoS 1 marker after them comes back only once the broker took them all.
+        """
+        count = 0
+        messages = iter(messages)
+        while batch := list(islice(messages, min(SEND_BATCH, self.window.size // 2 or 1))):
+            with self.window.room(len(batch), None, self.client.is_connected) as reserved:
+                if not reserved or not self.client.is_connected():  # paho would drop them
+                    return None
+                for topic, payload in batch:
+                    self.window.publish(topic, payload, qos=0, retain=True)
+            count += len(batch)
+        return count
 
     def _on_status(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.payload.strip().lower() == b"online":
             log.info("Home Assistant is online: sending discovery again")
             self.refresh()
+
+
+def _joined(config: dict[str, Any], tail: str) -> bytes:
+    """An entity's config (less its platform, which the topic says) joined to the PDU's part."""
+    return (json.dumps({k: v for k, v in config.items() if k != "platform"})[:-1] + tail).encode()
 
 
 def _components_of(payload: bytes | None) -> dict[str, Any]:

@@ -150,7 +150,7 @@ def test_names_outside_home_assistants_id_characters() -> None:
         def message_callback_add(self, *args: Any) -> None:
             pass
 
-    topics = list(Discovery(config, Client()).messages())  # type: ignore[arg-type]
+    topics = list(dict(Discovery(config, Client()).messages()))  # type: ignore[arg-type]
     assert len(topics) == len(set(topics)) == 4
     import re
 
@@ -161,7 +161,7 @@ def test_names_outside_home_assistants_id_characters() -> None:
     config = load_config_data({"homeassistant": {"discovery": True},
                                "pdus": {"a_b": {"driver": "sim", "ports": ["c"]},
                                         "a": {"driver": "sim", "ports": ["b_c"]}}})
-    messages = Discovery(config, Client()).messages()  # type: ignore[arg-type]
+    messages = dict(Discovery(config, Client()).messages())  # type: ignore[arg-type]
     assert len(messages) == 4
     assert len({json.loads(m)["unique_id"] for m in messages.values()}) == 4
 

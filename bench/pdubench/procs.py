@@ -59,12 +59,14 @@ def cpu(pid: int) -> Cpu:
 
 
 def memory(pid: int) -> dict[str, float]:
-    """RSS in MB and the thread count."""
+    """RSS and its peak so far in MB, and the thread count."""
     found: dict[str, float] = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 found["rss_mb"] = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                found["peak_rss_mb"] = int(line.split()[1]) / 1024
             elif line.startswith("Threads:"):
                 found["threads"] = int(line.split()[1])
     return found

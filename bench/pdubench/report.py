@@ -23,7 +23,9 @@ METRICS: dict[str, list[tuple[str, str]]] = {
     "d": [("span_s", "last answer s"), ("span_over_delay", "last answer / driver delay"),
           ("p50_ms", "latency p50 ms")],
     "e": [("online_s", "online s (PDUDaemon: listening)"), ("discovery_s", "discovery published s"),
-          ("rss_mb", "RSS MB"), ("threads", "threads"), ("idle_cpu_pct", "idle CPU %")],
+          ("discovery_topics", "discovery configs retained"), ("start_cpu_s", "daemon CPU s until then"),
+          ("command_ms", "then one command ms"), ("rss_mb", "RSS MB"), ("peak_rss_mb", "peak RSS MB"),
+          ("threads", "threads"), ("idle_cpu_pct", "idle CPU %")],
 }
 
 
@@ -70,7 +72,7 @@ def rows(results: list[dict[str, Any]]) -> list[list[str]]:
         first = True
         for key, metric in METRICS[workload]:
             values = [by_system.get(system, {}).get(key) for system in SYSTEMS]
-            if key == "discovery_s" and "pdumqtt" in by_system and values[0] is None:
+            if key == "discovery_s" and by_system.get("pdumqtt", {}).get("discovery") and values[0] is None:
                 values[0] = "not published"
             if all(v is None for v in values):
                 continue

@@ -554,74 +554,111 @@ def workload_d(s: Settings) -> None:
 
 
 SCALE_PDUS = {f"p{i:04d}": {"driver": "sim", "ports": 24} for i in range(1000)}
+# start and serve, no discovery: brief, since each PDU still costs a thread or two
+HUGE_PDUS = {f"p{i:05d}": {"driver": "sim", "ports": 8} for i in range(10_000)}
 
 
-def _scale_pdumqtt(s: Settings, label: str, tag: str, device_based: bool, idle: float) -> None:
-    """pdumqtt with 1,000 PDUs x 24: time until online and discovery published, memory, idle CPU."""
-    pdus = SCALE_PDUS
-    prefix = f"bench-ha-{tag}"
-    extra = {"homeassistant": {"discovery": True, "prefix": prefix, "device_based": device_based}}
-
-    # pdumqtt: the watcher subscribes before the daemon starts, so it sees everything live
-    watcher = MqttClient(s.broker.port, f"bench-watch-{tag}")
-    online: dict[str, float] = {}
-    discovery: dict[str, float] = {}
+def _retained_count(s: Settings, pattern: str, tag: str) -> int:
+    """How many retained messages the broker holds under ``pattern``: a fresh subscriber's,
+    up to a marker it publishes after subscribing (the broker sends the retained ones first)."""
+    reader = MqttClient(s.broker.port, f"bench-count-{tag}")
+    marker, count, done = f"bench/marker/{tag}", [0], []
 
     def note(message: Any, now: float) -> None:
-        if message.topic.startswith(prefix + "/"):
-            discovery[message.topic] = now
+        if message.topic == marker:
+            done.append(now)
+        elif message.retain and message.payload:
+            count[0] += 1
+
+    reader.on_other = note
+    try:
+        reader.subscribe(pattern, marker)
+        reader.client.publish(marker, b"x", qos=1)
+        if not reader.pump(lambda: bool(done), 120):
+            raise RuntimeError(f"(e) reading the retained {pattern} took over 120 s")
+    finally:
+        reader.close()
+    return count[0]
+
+
+def _scale_pdumqtt(s: Settings, label: str, tag: str, pdus: dict[str, Any], discovery: str | None,
+                   idle: float) -> None:
+    """pdumqtt with many PDUs: time until every PDU is online and (``discovery``: "entity" or
+    "device") until the broker holds every discovery config; one command's answer; memory, the
+    CPU start-up took, idle CPU."""
+    prefix = f"bench-ha-{tag}"
+    extra = {} if discovery is None else \
+        {"homeassistant": {"discovery": True, "prefix": prefix, "device_based": discovery == "device"}}
+
+    # The watcher subscribes before the daemon starts, so it sees everything live. Not to the
+    # configs themselves: a paho client reading 48,000 of them fell seconds behind the broker and
+    # timed itself. The daemon publishes a marker after its configs (discovery's own sync), so
+    # when the broker hands the watcher that marker, it has every config before it.
+    watcher = MqttClient(s.broker.port, f"bench-watch-{tag}")
+    online: dict[str, float] = {}
+    synced: list[float] = []
+
+    def note(message: Any, now: float) -> None:
+        if "/bridge/discovery-sync/" in message.topic:
+            if message.topic.rsplit("/", 1)[-1].startswith("done"):
+                synced.append(now)
         elif message.payload == b"online":
             online.setdefault(message.topic, now)
 
     watcher.on_other = note
-    watcher.subscribe(f"bench-{tag}/+/availability", f"{prefix}/#")
+    watcher.subscribe(f"bench-{tag}/+/availability", f"bench-{tag}/bridge/discovery-sync/#")
     mq = PduMqttSystem(s.broker, s.pdumqtt_exe, s.workdir, tag, pdus, extra)
     daemon = mq.daemon
     assert daemon is not None
     try:
-        if not watcher.pump(lambda: len(online) >= len(pdus), 120):
+        if not watcher.pump(lambda: len(online) >= len(pdus), 300):
             daemon.check_alive()
-            raise RuntimeError(f"(e) only {len(online)} of {len(pdus)} PDUs online after 120 s")
+            raise RuntimeError(f"(e) only {len(online)} of {len(pdus)} PDUs online after 300 s")
         t_online = max(online.values()) - daemon.started
-        if importlib.util.find_spec("pdumqtt.homeassistant") is not None:
-            # discovery is done when its topics stop coming for 2 s
-            if not watcher.pump(lambda: bool(discovery), 120):
-                raise RuntimeError("(e) pdumqtt published no discovery config within 120 s")
-            last_count, quiet_since = -1, time.monotonic()
-            while time.monotonic() - quiet_since < 2.0:
-                watcher.pump(lambda: False, 0.2)
-                if len(discovery) != last_count:
-                    last_count, quiet_since = len(discovery), time.monotonic()
-        t_discovery = (max(discovery.values()) - daemon.started) if discovery else None
+        t_discovery = configs = None
+        if discovery is not None and importlib.util.find_spec("pdumqtt.homeassistant") is not None:
+            if not watcher.pump(lambda: bool(synced), 120):
+                daemon.check_alive()
+                raise RuntimeError("(e) pdumqtt's discovery did not finish within 120 s")
+            t_discovery = synced[0] - daemon.started
+        start_cpu = daemon.cpu().own  # start-up, until online and discovery published
+        if discovery is not None:
+            configs = _retained_count(s, f"{prefix}/#", tag)
+        first = next(iter(pdus))
+        answered = mq.sequential([(first, 1, True)]).outcome.latencies
         watcher.pump(lambda: False, 1.0)
         mem = procs.memory(daemon.pid)
         before = daemon.cpu().own
         watcher.pump(lambda: False, idle)  # keep reading, or the broker would queue for us
         idle_pct = (daemon.cpu().own - before) / idle * 100
-        entry = {"workload": "e", "label": label, "system": "pdumqtt", "online_s": t_online,
-                 "discovery_s": t_discovery, "discovery_topics": len(discovery), **mem,
+        entry = {"workload": "e", "label": label, "system": "pdumqtt", "online_s": t_online, "discovery": discovery,
+                 "discovery_s": t_discovery, "discovery_topics": configs, "start_cpu_s": start_cpu,
+                 "command_ms": answered[0] * 1000 if answered else None, **mem,
                  "idle_cpu_pct": idle_pct, "idle_window_s": idle}
         s.results.append(entry)
-        published = ("not in this pdumqtt" if t_discovery is None
-                     else f"{len(discovery)} topics by {t_discovery:.2f} s")
-        s.log(f"  (e) {label}: pdumqtt online in {t_online:.2f} s, discovery {published}"
-              f", RSS {mem['rss_mb']:.0f} MB, {mem['threads']:.0f} threads, idle CPU {idle_pct:.2f} %")
+        published = ("" if discovery is None else ", discovery not in this pdumqtt" if t_discovery is None
+                     else f", discovery ({configs} configs) by {t_discovery:.2f} s")
+        command = f"{answered[0] * 1000:.1f} ms" if answered else "no answer"
+        s.log(f"  (e) {label}: pdumqtt online in {t_online:.2f} s{published}, {start_cpu:.2f} s CPU by then; "
+              f"a command answered in {command}; RSS {mem['rss_mb']:.0f} MB (peak {mem['peak_rss_mb']:.0f}), "
+              f"{mem['threads']:.0f} threads, idle CPU {idle_pct:.2f} %")
     finally:
         mq.stop()
         watcher.close()
 
 
 def workload_e(s: Settings) -> None:
-    """(e) 1,000 PDUs x 24 outlets, sim driver, Home Assistant discovery on: start-up and idle.
+    """(e) 1,000 PDUs x 24 outlets, sim driver, Home Assistant discovery on: start-up and idle;
+    then 10,000 PDUs x 8 outlets without discovery: start and serve.
 
-    pdumqtt runs twice: with one discovery config per entity (48,000: the default) and with
-    one per device (``device_based``: 1,000); PDUDaemon once, with the same PDUs.
+    pdumqtt runs with one discovery config per entity (48,000: the default) and with one per
+    device (``device_based``: 1,000); PDUDaemon once, with the same 1,000 PDUs.
     """
     idle = 5.0 if s.quick else 30.0
     label = "1,000 PDUs x 24 outlets, sim driver"
     s.log(f"(e) {label}")
-    _scale_pdumqtt(s, label, "e", False, idle)
-    _scale_pdumqtt(s, label + ", discovery per device", "e2", True, idle)
+    _scale_pdumqtt(s, label, "e", SCALE_PDUS, "entity", idle)
+    _scale_pdumqtt(s, label + ", discovery per device", "e2", SCALE_PDUS, "device", idle)
     pdus = SCALE_PDUS
     theirs = {name: {"driver": "bench_noop"} for name in pdus}
     pd = PduDaemonSystem(s.broker, s.pdudaemon_exe, s.workdir, "e", theirs, s.loglevel)
@@ -639,6 +676,7 @@ def workload_e(s: Settings) -> None:
               f"RSS {mem['rss_mb']:.0f} MB, {mem['threads']:.0f} threads, idle CPU {idle_pct:.2f} %")
     finally:
         pd.stop()
+    _scale_pdumqtt(s, "10,000 PDUs x 8 outlets, sim driver, no discovery", "e3", HUGE_PDUS, None, 2.0)
 
 
 WORKLOADS = {"a": workload_a, "b": workload_b, "c": workload_c, "d": workload_d, "e": workload_e}
