@@ -284,7 +284,10 @@ def _validate(schema: vol.Schema, data: Any, prefix: list[Any]) -> Any:
         raise ConfigError(_describe(e, prefix)) from None
 
 
-def _pdu(name: Any, raw: Any, defaults: dict[str, Any]) -> PduConfig:
+_Schemas = dict[type, tuple[dict[Any, Any], vol.Schema]]  # per driver class: its PDU keys, their schema
+
+
+def _pdu(name: Any, raw: Any, defaults: dict[str, Any], schemas: _Schemas) -> PduConfig:
     where: list[Any] = ["pdus", name]
     try:
         _name(name)
@@ -304,10 +307,12 @@ def _pdu(name: Any, raw: Any, defaults: dict[str, Any]) -> PduConfig:
         driver_class = registry.load(driver_name)
     except Exception as e:  # an installed driver that fails to import is a config-time error
         raise ConfigError(f"pdus.{name}.driver: driver {driver_name!r} cannot be loaded: {e}") from None
-    first = getattr(driver_class, "first_port", 1)
-    common = {vol.Required("driver"): str, vol.Required("ports"): lambda value: _ports(value, first)}
-    common.update({vol.Optional(k, default=defaults[k]): v for k, (_, v) in COMMON_PDU_KEYS.items()})
-    schema = vol.Schema({**common, **driver_class.options})
+    if driver_class not in schemas:  # compiling a schema costs more than validating with it
+        first = getattr(driver_class, "first_port", 1)
+        common = {vol.Required("driver"): str, vol.Required("ports"): lambda value: _ports(value, first)}
+        common.update({vol.Optional(k, default=defaults[k]): v for k, (_, v) in COMMON_PDU_KEYS.items()})
+        schemas[driver_class] = common, vol.Schema({**common, **driver_class.options})
+    common, schema = schemas[driver_class]
     data = _validate(schema, raw, where)
     if data["cycle_delay"] > data["max_cycle_delay"]:
         raise ConfigError(f"pdus.{name}.cycle_delay: {data['cycle_delay']:g} s is above max_cycle_delay "
@@ -348,7 +353,8 @@ def load_config_data(data: Any, source: str = "<data>") -> Config:
         data = pdudaemon_conf.load(data, source)
     top = _validate(TOP_SCHEMA, data, [])
     defaults = top["defaults"]
-    pdus = {name: _pdu(name, raw, defaults) for name, raw in top["pdus"].items()}
+    schemas: _Schemas = {}  # for this config's defaults
+    pdus = {name: _pdu(name, raw, defaults, schemas) for name, raw in top["pdus"].items()}
     listener = top.get("pdudaemon")
     if listener and "auth_file" in listener:
         listener["clients"] = _listener_clients(listener["auth_file"], pdus)
