@@ -19,8 +19,11 @@ to pyghmi and nowhere else: no message or log line of ours carries it.
 
 from __future__ import annotations
 
+import logging
+import select
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import voluptuous as vol
@@ -32,6 +35,31 @@ CHASSIS = 0x00  # netfn
 GET_STATUS, CONTROL = 0x01, 0x02
 POWER_OFF, POWER_ON, POWER_CYCLE = 0, 1, 2
 LOGIN_REFUSED = ("Incorrect password", "Unauthorized name", "Invalid role", "Insufficient privilege")
+
+log = logging.getLogger(__name__)
+
+
+def _select_on_poll(readable: list[Any], writable: Any, exceptional: Any, timeout: float | None = None) -> tuple:
+    """select.select's readable half, made on poll, which has no limit on descriptor numbers."""
+    poller = select.poll()
+    for sock in readable:
+        if sock.fileno() >= 0:  # a socket closed meanwhile: select would raise
+            poller.register(sock, select.POLLIN)
+    ready = {fd for fd, _ in poller.poll(None if timeout is None else max(0.0, timeout) * 1000)}
+    return [sock for sock in readable if sock.fileno() in ready], [], []
+
+
+def _keep_pyghmi_io_alive() -> None:
+    """pyghmi has one I/O thread per process, which waits with select.select: that raises for a
+    descriptor above 1023 (a daemon with many PDUs has that many open), the thread dies, and from
+    then on no BMC of the process answers. Its module gets a select made on poll, and a thread
+    that died anyway is replaced when the next session starts."""
+    from pyghmi.ipmi.private import session
+
+    session.select = SimpleNamespace(select=_select_on_poll)
+    if session.iothread is not None and not session.iothread.is_alive():
+        log.warning("pyghmi's I/O thread had ended; starting a new one")
+        session.iothread, session.iothreadready = None, False
 
 
 class Ipmi(Driver):
@@ -68,6 +96,7 @@ class Ipmi(Driver):
         if self._session is None or getattr(self._session.ipmi_session, "broken", False):
             from pyghmi.ipmi import command  # imported with the first IPMI PDU, not with the daemon
 
+            _keep_pyghmi_io_alive()
             host, port = self._address()
             # bytes, not str: pyghmi files a login under the credentials as given and, when the login
             # fails, drops it under their encoded form; with str the failed login stays filed, and
