@@ -35,7 +35,8 @@ class TelnetSpawn(fdspawn):  # type: ignore[misc]
     def __init__(self, sock: socket.socket, timeout: float) -> None:
         self.sock = sock
         self._iac = b""  # an IAC sequence cut between two reads
-        super().__init__(sock.fileno(), timeout=timeout, maxread=4096)
+        # poll, not select: select cannot watch a descriptor above 1023, which a daemon with many PDUs has
+        super().__init__(sock.fileno(), timeout=timeout, maxread=4096, use_poll=True)
 
     def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> bytes:
         data = self._iac + super().read_nonblocking(size, timeout)

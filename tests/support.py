@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -204,6 +205,23 @@ def assert_missing_outlet_spares_the_pdu(probe: Probe, pdu: str, outlet: Callabl
     availability = [m.payload for m in probe.all(f"pdu/{pdu}/availability")]
     assert availability == [b"online"], availability
     assert not any(probe.all(f"pdu/{pdu}/{n}/state") for n in range(missing, missing + 2))
+
+
+def run_above_descriptor_1024(code: str, *args: str, timeout: float = 60) -> str:
+    """Run ``code`` (a Python snippet, ``sys.argv[1:]`` being ``args``) in a fresh interpreter that
+    holds 1,100 sockets first, so that whatever it opens gets a descriptor above 1023, where
+    select() fails; its stdout, after asserting that it exited 0."""
+    prelude = textwrap.dedent("""
+        import resource, socket, sys
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), max(hard, 2048)))
+        held = [socket.socket() for _ in range(1100)]
+        assert held[-1].fileno() > 1024
+    """)
+    done = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code), *args], capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def tcp_exchange(address: tuple[str, int], data: bytes, timeout: float = 20) -> bytes:

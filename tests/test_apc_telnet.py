@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import voluptuous as vol
 from conftest import free_port, wait_until
-from support import assert_missing_outlet_spares_the_pdu
+from support import assert_missing_outlet_spares_the_pdu, run_above_descriptor_1024
 
 from pdumqtt.drivers import DriverError, NoSuchOutlet
 from pdumqtt.drivers.apc_telnet import DO, ECHO, SGA, ApcTelnet
@@ -53,6 +53,20 @@ def test_switch_and_read_with_firmware_told_from_the_login(telnet_sim: Callable[
     # telnet negotiation answered, one session per call, each ended by a clean logout
     assert (DO, ECHO) in sim.negotiated and (DO, SGA) in sim.negotiated
     wait_until(lambda: sim.logouts == sim.logins == 5, 5, "every session to log out")
+
+
+def test_a_session_on_a_descriptor_above_1023(telnet_sim: Callable[..., ApcTelnetSimulator]) -> None:
+    """pexpect waited with select(), which cannot watch a descriptor above 1023 (a daemon with many
+    PDUs has them): the session now waits with poll."""
+    sim = telnet_sim(firmware="menu")
+    said = run_above_descriptor_1024("""
+        import voluptuous as vol
+        from pdumqtt.drivers.apc_telnet import ApcTelnet
+        driver = ApcTelnet(vol.Schema(ApcTelnet.options)({"host": sys.argv[1]}), pdu="test", timeout=5)
+        driver.set(3, True)
+        print(driver.get(3))
+    """, sim.address)
+    assert said.split() == ["True"] and sim.outlet(3) is True
 
 
 @pytest.mark.parametrize("outlets", [8, 24])
