@@ -132,7 +132,9 @@ def test_a_hung_call_is_given_up_and_no_call_starts_beside_it(daemon, probe, uni
     assert_no_overlap(journal)
 
 
-def test_a_retry_after_a_hung_call_waits_for_it_and_then_runs(daemon, probe, unique, tmp_path):
+def _online_with_port_2_hanging(daemon, probe, unique, tmp_path):
+    """A PDU whose port 2 hangs until ``device.release`` is set, with a 2 s timeout and one retry,
+    online; its driver calls journalled. Returns the journal's path and the device."""
     journal = tmp_path / "calls.jsonl"
     device = sim.device(unique)
     device.release.set()
@@ -140,6 +142,11 @@ def test_a_retry_after_a_hung_call_waits_for_it_and_then_runs(daemon, probe, uni
                                      journal=str(journal))}})
     probe.subscribe(f"pdu/{unique}/availability")
     probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online")
+    return journal, device
+
+
+def test_a_retry_after_a_hung_call_waits_for_it_and_then_runs(daemon, probe, unique, tmp_path):
+    journal, device = _online_with_port_2_hanging(daemon, probe, unique, tmp_path)
     device.release.clear()
     probe.subscribe(f"pdu/{unique}/2/ack")
     probe.publish(f"pdu/{unique}/2/set", "ON")
@@ -211,13 +218,7 @@ def test_stopping_during_a_hung_call_answers_it_within_its_timeout(daemon, probe
 
 
 def test_a_cycle_whose_on_hangs_goes_on_from_its_on_and_never_switches_off_again(daemon, probe, unique, tmp_path):
-    journal = tmp_path / "calls.jsonl"
-    device = sim.device(unique)
-    device.release.set()
-    daemon({"pdus": {unique: sim_pdu(hang_ports=[2], timeout=2, retries=1, retry_delay=0.05,
-                                     journal=str(journal))}})
-    probe.subscribe(f"pdu/{unique}/availability")
-    probe.wait_for(f"pdu/{unique}/availability", lambda m: m.payload == b"online")
+    journal, device = _online_with_port_2_hanging(daemon, probe, unique, tmp_path)
     probe.subscribe(f"pdu/{unique}/2/ack")
     probe.publish(f"pdu/{unique}/2/set", json.dumps({"action": "cycle", "delay": 1}))
     wait_until(lambda: device.outlets.get(2) is False, 5, "the cycle's off")
