@@ -10,6 +10,7 @@ device work again without restarting the daemon.
 from __future__ import annotations
 
 import os
+import select
 import termios
 import time
 from typing import Any, ClassVar
@@ -58,10 +59,10 @@ class SerialLink:
         try:
             # Bytes left over from an earlier answer that came too late would be read as this one's.
             port.reset_input_buffer()
-            port.write(data)
+            self._write(port, data)
             port.flush()
             if until is not None:
-                got = port.read_until(until)
+                got = self._read(port, until=until)
                 complete = got.endswith(until)
             elif reply:
                 got = self._read(port, reply)
@@ -89,12 +90,50 @@ class SerialLink:
             raise DriverError(f"no complete answer from {self.device} to {what} within {self.timeout:g} s")
         return got
 
-    def _read(self, port: serial.Serial, count: int) -> bytes:
+    # A device path's reads and writes wait with poll on its descriptor, not through pyserial,
+    # whose Serial waits with select(): that cannot watch a descriptor above 1023, which a daemon
+    # with many PDUs holds (and the poll variant of pyserial 3.5 fails on a read that times out).
+    # A URL's port (rfc2217://, socket://) has no descriptor of its own and keeps pyserial's waits.
+
+    def _write(self, port: serial.Serial, data: bytes) -> None:
+        fd = getattr(port, "fd", None)
+        if not isinstance(fd, int):
+            port.write(data)
+            return
         deadline = time.monotonic() + self.timeout
-        got = b""
-        while len(got) < count and time.monotonic() < deadline:
-            got += port.read(count - len(got))
-        return got
+        left = memoryview(data)
+        while left:
+            try:
+                left = left[os.write(fd, left):]  # pyserial opens the device non-blocking
+            except BlockingIOError:
+                pass
+            if left and not _ready(fd, select.POLLOUT, deadline):
+                raise serial.SerialTimeoutException(f"write timeout: {len(left)} of {len(data)} bytes not taken")
+
+    def _read(self, port: serial.Serial, count: int = 0, *, until: bytes | None = None) -> bytes:
+        """``count`` bytes, or up to and including ``until``; what came, once the timeout has passed."""
+        deadline = time.monotonic() + self.timeout
+        fd = getattr(port, "fd", None)
+        if not isinstance(fd, int):
+            if until is not None:
+                return port.read_until(until)
+            got = b""
+            while len(got) < count and time.monotonic() < deadline:
+                got += port.read(count - len(got))
+            return got
+        got = bytearray()
+        while not got.endswith(until) if until is not None else len(got) < count:
+            if not _ready(fd, select.POLLIN, deadline):
+                break
+            try:
+                chunk = os.read(fd, 1 if until is not None else count - len(got))
+            except BlockingIOError:
+                continue
+            if not chunk:  # readable, yet nothing: the device went away
+                raise serial.SerialException("device reports readiness to read but returned no data "
+                                             "(device disconnected?)")
+            got += chunk
+        return bytes(got)
 
     def close(self) -> None:
         if self._port is not None:
@@ -103,6 +142,16 @@ class SerialLink:
             except (serial.SerialException, OSError, termios.error):
                 pass
             self._port = None
+
+
+def _ready(fd: int, events: int, deadline: float) -> bool:
+    """Whether ``fd`` is ready for ``events`` (or broken: the next read or write says how) by ``deadline``."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, events)
+    return bool(poller.poll(left * 1000))
 
 
 def _reason(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import voluptuous as vol
-from support import wait_until
+from support import run_above_descriptor_1024, wait_until
 
 from pdumqtt.drivers import Driver, DriverError
 from pdumqtt.drivers.devantech_usb import DevantechUsb, DevantechUSBRLY02
@@ -49,6 +49,19 @@ def test_usbrly_on_off_get(usbrly: DevantechUsbSimulator) -> None:
             d.set(9, True)
     finally:
         d.close()
+
+
+def test_usbrly_on_a_descriptor_above_1023(usbrly: DevantechUsbSimulator) -> None:
+    """pyserial's Serial waits with select(), which fails above descriptor 1023 (a daemon with many
+    PDUs holds that many): the link waits with poll on the device's descriptor."""
+    said = run_above_descriptor_1024("""
+        import voluptuous as vol
+        from pdumqtt.drivers.devantech_usb import DevantechUsb
+        d = DevantechUsb(vol.Schema(DevantechUsb.options)({"device": sys.argv[1]}), pdu="serial", timeout=2)
+        d.set(5, True)
+        print(d.get(5))
+    """, usbrly.address)
+    assert said.split() == ["True"] and usbrly.relays[4] is True
 
 
 def test_usbrly_pdudaemon_name(usbrly: DevantechUsbSimulator) -> None:
