@@ -148,9 +148,96 @@ class _Client(mqtt.Client):
     release: Callable[[mqtt.MQTTMessage], None]
     last_error: BaseException | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # paho wakes its network thread for each packet another thread queues, and that thread
+        # then writes it: a worker's PUBACK, state, ack and reply cost four wake-ups and a
+        # thread hand-over each. On a plain TCP socket the queuing thread writes them itself
+        # (sending and receiving from two threads is safe there, unlike TLS or websockets);
+        # this lock keeps one writer at a time, so packets leave whole and in queue order.
+        self._write_lock = threading.RLock()
+        self._batching = threading.local()  # a thread inside batch(): its packets wait for its end
+
+    def _packet_write(self) -> mqtt.MQTTErrorCode:
+        with self._write_lock:
+            return super()._packet_write()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """What this thread queues inside leaves together, in one write, at the end."""
+        depth = getattr(self._batching, "depth", 0)
+        if not depth:
+            self._batching.queued = 0
+        self._batching.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._batching.depth = depth
+            if not depth and self._batching.queued:
+                self._flush(self._batching.queued)
+
+    def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
+                      info: mqtt.MQTTMessageInfo | None = None) -> mqtt.MQTTErrorCode:
+        if (not getattr(self._batching, "depth", 0) or self._thread is None or self._ssl
+                or self._transport not in ("tcp", "unix") or threading.current_thread() is self._thread):
+            return super()._packet_queue(command, packet, mid, qos, info)
+        self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
+                                 "to_process": len(packet), "packet": packet, "info": info})
+        self._batching.queued += 1
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _flush(self, queued: int) -> None:
+        """Write what is queued, this thread's ``queued`` packets last, unless others' wait
+        before them (in a burst the network thread writes many per wake-up, for less than each
+        thread writing its own) or another thread is writing (it writes ours too); what is left
+        goes to the network thread, which also waits for a full socket to drain."""
+        written = False
+        if len(self._out_packet) <= queued and self._write_lock.acquire(blocking=False):
+            try:
+                written = self._write_queued()
+            finally:
+                self._write_lock.release()
+        if not written:
+            try:
+                self._sockpairW.send(b"0")  # paho's wake-up byte
+            except (AttributeError, OSError):  # no socket pair (stopping), or already woken
+                pass
+
+    def _write_queued(self) -> bool:
+        """Under the write lock: write the PUBLISHes (QoS 1) and PUBACKs at the head of paho's
+        queue, in one send; False when something is left for the network thread (a full
+        socket, a packet whose writing has consequences paho handles there, a connection going)."""
+        out, sock = self._out_packet, self._sock
+        if sock is None:
+            return not out
+        head = []
+        for packet in out:
+            kind = packet["command"] & 0xF0
+            if not (kind == mqtt.PUBACK or (kind == mqtt.PUBLISH and packet["qos"])):
+                break
+            head.append(packet)
+        if not head:
+            return not out
+        try:
+            sent = sock.send(b"".join(bytes(p["packet"][p["pos"]:]) if p["pos"] else p["packet"] for p in head))
+        except OSError:  # BlockingIOError, or the connection is going: the network thread sees to it
+            return False
+        with self._msgtime_mutex:
+            self._last_msg_out = time.monotonic()  # paho's time_func: the keepalive counts from here
+        for packet in head:
+            took = min(sent, packet["to_process"])
+            packet["pos"] += took
+            packet["to_process"] -= took
+            sent -= took
+            if packet["to_process"]:
+                return False
+            out.popleft()
+        return not out
+
     def reconnect(self) -> mqtt.MQTTErrorCode:
         try:
-            return super().reconnect()
+            with self._write_lock:  # it empties paho's queue, which a writing thread may be reading
+                return super().reconnect()
         except OSError as e:
             self.last_error = e
             raise
@@ -400,12 +487,12 @@ class MqttBridge:
         # whether a command for this PDU of ours that cannot run is ours to refuse: in a fleet one
         # daemon answers it (Fleet.refuses), not each that has the PDU
         self.refuses: Callable[[str], bool] = lambda pdu: True
-        self.client = self._make_client()
+        self.client: _Client = self._make_client()
         self.window = PublishWindow(self.client)
 
     # --- connection ------------------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> _Client:
         cfg = self.config.mqtt
         client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
                          protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
@@ -784,7 +871,7 @@ class MqttBridge:
     def state(self, pdu: str, port: str, on: bool) -> None:
         reserved = self._reserve(self._state_messages((pdu, port)))
         try:
-            with self._gate:
+            with self._gate, self.client.batch():
                 self._states[(pdu, port)] = on
                 if self.connected.is_set():
                     self._send_state(pdu, port, on)
@@ -865,16 +952,17 @@ class MqttBridge:
     def _publish_ack(self, command: Command, payload: bytes) -> None:
         """The ack on ``…/ack`` and the response topic (under the gate, connected)."""
         published = []
-        try:
-            published.append(self._send(f"{command.reply_to}/ack", payload))
-        except ValueError:  # a topic paho refuses (too long for MQTT): nowhere to answer
-            log.info("cannot answer on %s", quote(f"{command.reply_to}/ack"))
-        if command.response_topic:
+        with self.client.batch():  # one write for both, and before the journal thread is woken
             try:
-                published.append(self._send(command.response_topic, payload,
-                                            properties=mqtt_wire.reply_properties(command.correlation)))
-            except ValueError:  # a response topic paho refuses: nowhere to answer
-                log.info("cannot answer on response topic %s", quote(command.response_topic))
+                published.append(self._send(f"{command.reply_to}/ack", payload))
+            except ValueError:  # a topic paho refuses (too long for MQTT): nowhere to answer
+                log.info("cannot answer on %s", quote(f"{command.reply_to}/ack"))
+            if command.response_topic:
+                try:
+                    published.append(self._send(command.response_topic, payload,
+                                                properties=mqtt_wire.reply_properties(command.correlation)))
+                except ValueError:  # a response topic paho refuses: nowhere to answer
+                    log.info("cannot answer on response topic %s", quote(command.response_topic))
         if self.journal is not None:
             self.journal.ack_sent(command, published)
 

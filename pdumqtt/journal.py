@@ -31,6 +31,7 @@ broker delivers it again.
 from __future__ import annotations
 
 import collections
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -434,6 +435,7 @@ class Journal:
                             self._db.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
+        pubacks = []
         for kind, first, second in items:
             if kind in _COMMANDS:
                 if failed is None:
@@ -441,8 +443,13 @@ class Journal:
                 else:
                     first.journal_id = None
                     self.refuse(first, f"not run: the journal cannot be written ({failed})")
-            elif kind == "puback" and self.client is not None:
-                self.client.ack(first, second)
+            elif kind == "puback":
+                pubacks.append((first, second))
+        if pubacks and self.client is not None:
+            batch = getattr(self.client, "batch", contextlib.nullcontext)  # the bridge's: one write for all
+            with batch():
+                for mid, qos in pubacks:
+                    self.client.ack(mid, qos)
 
     @staticmethod
     def _row(command: Command, now: float, mono: float) -> tuple[Any, ...]:

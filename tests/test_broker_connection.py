@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 
 import pytest
 from support import Broker, Probe, free_port, start_mosquitto, wait_until
@@ -364,3 +365,62 @@ def test_discovery_and_states_come_back_after_a_broker_restart(own_broker, uniqu
         assert len(retained(second, "pdu/+/availability")) == 3
     finally:
         daemon.stop()
+
+
+def test_packets_written_by_many_threads_arrive_whole_and_in_order(broker, make_probe, unique):
+    """The bridge's client lets a publishing thread write its packets itself, beside paho's
+    network thread (which writes the PUBACKs of what comes in, and the QoS 1 messages held
+    back by the in-flight limit): every message arrives, intact and in each thread's order,
+    also when large ones fill the socket and a write is left half done."""
+    import paho.mqtt.client as mqtt
+
+    from pdumqtt.bridge import _Client
+
+    probe = make_probe()
+    probe.subscribe(f"{unique}/out/#")
+    client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique, protocol=mqtt.MQTTv5)
+    lost: list[object] = []
+    client.on_disconnect = lambda *args: lost.append(args)
+    echoed = []
+    client.on_message = lambda c, u, m: echoed.append(m.payload)
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    client.max_inflight_messages_set(100)  # room for the threads' own writes, and some held back
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert connected.wait(10)
+        client.subscribe(f"{unique}/echo", qos=1)
+        threads, rounds = 6, 300
+
+        def size(seq: int) -> int:
+            return 200_000 if seq % 8 == 7 else seq
+
+        def publish(index: int) -> None:
+            for seq in range(rounds):
+                body = f"{seq}:".encode() + b"x" * size(seq)
+                with client.batch():
+                    client.publish(f"{unique}/out/{index}/a", body, qos=1)
+                    last = client.publish(f"{unique}/out/{index}/b", body, qos=1)
+                if seq % 3:  # mostly like a worker, one command's messages at a time
+                    last.wait_for_publish(10)
+                if seq % 10 == 0:
+                    client.publish(f"{unique}/echo", b"e", qos=1)  # its PUBACK is paho's thread's
+
+        workers = [threading.Thread(target=publish, args=(i,)) for i in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        got = probe.wait_count(f"{unique}/out/#", threads * rounds * 2, timeout=60)
+        for index in range(threads):
+            for leg in "ab":
+                bodies = [m.payload for m in got if m.topic == f"{unique}/out/{index}/{leg}"]
+                seqs = [int(body.split(b":")[0]) for body in bodies]
+                assert seqs == list(range(rounds))
+                assert [len(body) for body in bodies] == [len(f"{s}:") + size(s) for s in seqs]
+        wait_until(lambda: len(echoed) == threads * (rounds // 10), 20, "the echoes")
+        assert not lost, "the broker dropped the connection (a packet written out of turn?)"
+    finally:
+        client.disconnect()
+        client.loop_stop()
