@@ -375,8 +375,13 @@ class Journal:
         confirmed = pruned = time.monotonic()
         stopping = False
         while not stopping:
-            self._idle = True  # first, then look: ack_sent wakes us if it comes in between
-            timeout = CONFIRM_INTERVAL if self._sent else PRUNE_INTERVAL  # idle: no acks to watch, no timer
+            # idle: no acks to watch, so no timer. First say so, then look: an ack_sent in
+            # between wakes us. With acks to watch we look again soon, and nobody need wake us
+            # (which would cost a wake-up per sequential command).
+            self._idle = True
+            if self._sent:
+                self._idle = False
+            timeout = PRUNE_INTERVAL if self._idle else CONFIRM_INTERVAL
             try:
                 items = [self._queue.get(timeout=timeout)]
             except queue.Empty:
