@@ -168,10 +168,11 @@ class Responder(Managed):
 
     name = "responder"
 
-    def __init__(self, workdir: Path, tag: str, broker_port: int, topic_filter: str) -> None:
+    def __init__(self, workdir: Path, tag: str, broker_port: int, topic_filter: str, delay: float = 0.0) -> None:
         super().__init__()
         script = Path(__file__).with_name("responder.py")
-        self._spawn([sys.executable, str(script), str(broker_port), topic_filter], workdir / f"responder-{tag}.log")
+        self._spawn([sys.executable, str(script), str(broker_port), topic_filter, str(delay)],
+                    workdir / f"responder-{tag}.log")
 
 
 class PduMqtt(Managed):

@@ -212,23 +212,24 @@ def _ack_ok(payload: bytes) -> bool:
 class ReplyFloor(System):
     """The request/reply floor: the same requester as pdumqtt's, on the same broker, and a
     bare paho responder (``responder.py``, a process of its own) that answers each request
-    on its Response Topic with its Correlation Data. Its CPU is the responder's."""
+    on its Response Topic with its Correlation Data (``delay`` seconds after the request, for
+    (d)). Its CPU is the responder's."""
 
     name = "reply floor"
 
-    def __init__(self, broker: procs.Mosquitto, workdir: Path, tag: str) -> None:
+    def __init__(self, broker: procs.Mosquitto, workdir: Path, tag: str, delay: float = 0.0) -> None:
         super().__init__(broker)
         self.quiet = self._quiet_for(broker)
         self.base = f"bench-rr-{tag}"
         self.reply = f"bench/reply/rr-{tag}"
         self.client = MqttClient(broker.port, f"bench-rr-{tag}")
         self.client.subscribe(self.reply)
-        self.daemon = procs.Responder(workdir, tag, broker.port, f"{self.base}/+/+/set")
+        self.daemon = procs.Responder(workdir, tag, broker.port, f"{self.base}/+/+/set", delay)
         LIVE.append(self.daemon)
         # the responder subscribes once connected; until then a request reaches nobody
         deadline = time.monotonic() + 20
         while not self.client.sequential([(f"{self.base}/p/1/set", b"ON")], self.reply, f"r{next(_tags)}",
-                                         _ack_ok, 0.5).latencies:
+                                         _ack_ok, 0.5 + delay).latencies:
             self.daemon.check_alive()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the reply floor's responder did not answer within 20 s (see {self.daemon.log})")
@@ -447,8 +448,9 @@ def _noop_pdus(n: int, ports: int, journal: Path, latency: float = 0.0) -> tuple
 
 
 def _start(s: Settings, broker: procs.Mosquitto, tag: str, ours: dict[str, Any], theirs: dict[str, Any] | None,
-           journal: Path | None, floors: bool, online_timeout: float = 60) -> list[System]:
-    """pdumqtt on ``broker``; PDUDaemon unless ``theirs`` is None; both floors if asked for.
+           journal: Path | None, floors: bool, online_timeout: float = 60, reply_delay: float = 0.0) -> list[System]:
+    """pdumqtt on ``broker``; PDUDaemon unless ``theirs`` is None; both floors if asked for
+    (with ``reply_delay``, only the reply floor, answering that late: the echo cannot wait).
     Appends to the list as it starts, so a failure part-way still leaves LIVE to stop the rest."""
     mq = PduMqttSystem(broker, s.pdumqtt_exe, s.workdir, tag, ours, None,
                        journal=Path(str(journal) + ".pdumqtt") if journal else None)
@@ -459,7 +461,9 @@ def _start(s: Settings, broker: procs.Mosquitto, tag: str, ours: dict[str, Any],
                              journal=Path(str(journal) + ".pdudaemon") if journal else None)
         systems.append(pd)
     if floors:
-        systems += [ReplyFloor(broker, s.workdir, tag), EchoFloor(broker, tag)]
+        systems.append(ReplyFloor(broker, s.workdir, tag, reply_delay))
+        if not reply_delay:
+            systems.append(EchoFloor(broker, tag))
     mq.wait_online(online_timeout)
     if pd is not None:
         pd.wait_ready(online_timeout)
@@ -497,9 +501,10 @@ def workload_a(s: Settings) -> None:
 def _bursts(s: Settings, workload: str, label: str, tag: str, n: int, pdus: int, ports: int,
             ours: dict[str, Any], theirs: dict[str, Any] | None, journal: Path | None, with_floor: bool,
             rounds: int, warm: int, timeout: float, max_rounds: int | None = None,
-            broker: procs.Mosquitto | None = None, key: str = "per_s", **extra: Any) -> None:
+            broker: procs.Mosquitto | None = None, key: str = "per_s", reply_delay: float = 0.0,
+            **extra: Any) -> None:
     s.log(f"({workload}) {label}")
-    systems = _start(s, broker or s.broker, tag, ours, theirs, journal, floors=with_floor)
+    systems = _start(s, broker or s.broker, tag, ours, theirs, journal, floors=with_floor, reply_delay=reply_delay)
     try:
         for system in systems:
             system.burst(spread(warm, pdus, ports), timeout)
@@ -545,12 +550,13 @@ def workload_c(s: Settings) -> None:
 
 
 def workload_d(s: Settings) -> None:
-    """(d) 500 PDUs with a 0.5 s driver, one command each, all at once: time until the last answer."""
+    """(d) 500 PDUs with a 0.5 s driver, one command each, all at once: time until the last
+    answer; its floor is the bare responder answering each request 0.5 s after it came."""
     journal = s.workdir / "journal-d"
     ours, theirs = _noop_pdus(500, 1, journal, latency=0.5)
     _bursts(s, "d", "500 PDUs x 0.5 s driver, one command each", "d", 500, 500, 1, ours, theirs, journal,
-            with_floor=False, rounds=1 if s.quick else 3, warm=500, timeout=60, key="span_s",
-            driver_delay_s=0.5)
+            with_floor=True, rounds=1 if s.quick else 3, warm=500, timeout=60, key="span_s",
+            reply_delay=0.5, driver_delay_s=0.5)
 
 
 SCALE_PDUS = {f"p{i:04d}": {"driver": "sim", "ports": 24} for i in range(1000)}
