@@ -27,7 +27,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ PUBLISH_WINDOW = 200
 # A worker waits this long for room, then publishes anyway: a broker that stopped reading must
 # not wedge a PDU (paho then holds more, and the bridge says so once).
 PUBLISH_WAIT = 5.0
+QUIET = 20  # messages paho holds, below which a worker writes a state itself (see _Client)
 REPLAY_CHUNK = 100  # messages said again per reservation (and per turn of the gate) on connect
 WAIT_SLICE = 0.5  # the first waiting for room looks again this often (a disconnect, a stop)
 
@@ -156,7 +157,9 @@ class _Client(mqtt.Client):
         # (sending and receiving from two threads is safe there, unlike TLS or websockets);
         # this lock keeps one writer at a time, so packets leave whole and in queue order.
         self._write_lock = threading.RLock()
-        self._batching = threading.local()  # a thread inside batch(): its packets wait for its end
+        # the threads inside batch(), by ident: how many packets each has queued there (a dict,
+        # not a threading.local, which would cost each of a thousand workers a dict of its own)
+        self._batches: dict[int, int] = {}
 
     def _packet_write(self) -> mqtt.MQTTErrorCode:
         with self._write_lock:
@@ -165,25 +168,30 @@ class _Client(mqtt.Client):
     @contextmanager
     def batch(self) -> Iterator[None]:
         """What this thread queues inside leaves together, in one write, at the end."""
-        depth = getattr(self._batching, "depth", 0)
-        if not depth:
-            self._batching.queued = 0
-        self._batching.depth = depth + 1
+        me = threading.get_ident()
+        if me in self._batches:  # inside another: that one writes
+            yield
+            return
+        self._batches[me] = 0
         try:
             yield
         finally:
-            self._batching.depth = depth
-            if not depth and self._batching.queued:
-                self._flush(self._batching.queued)
+            queued = self._batches.pop(me)
+            if queued:
+                self._flush(queued)
 
     def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
                       info: mqtt.MQTTMessageInfo | None = None) -> mqtt.MQTTErrorCode:
-        if (not getattr(self._batching, "depth", 0) or self._thread is None or self._ssl
-                or self._transport not in ("tcp", "unix") or threading.current_thread() is self._thread):
-            return super()._packet_queue(command, packet, mid, qos, info)
+        if not self._batches:  # the common case, first: every discovery config comes this way
+            return mqtt.Client._packet_queue(self, command, packet, mid, qos, info)
+        me = threading.get_ident()
+        queued = self._batches.get(me)
+        if (queued is None or self._thread is None or me == self._thread.ident or self._ssl
+                or self._transport not in ("tcp", "unix")):
+            return mqtt.Client._packet_queue(self, command, packet, mid, qos, info)
         self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
                                  "to_process": len(packet), "packet": packet, "info": info})
-        self._batching.queued += 1
+        self._batches[me] = queued + 1
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _flush(self, queued: int) -> None:
@@ -871,7 +879,12 @@ class MqttBridge:
     def state(self, pdu: str, port: str, on: bool) -> None:
         reserved = self._reserve(self._state_messages((pdu, port)))
         try:
-            with self._gate, self.client.batch():
+            # written at once while the connection is quiet (a command's state); in a flood (every
+            # outlet's at start) paho's thread writes them, many per wake-up. The write comes after
+            # the gate is let go of: a send lets go of the GIL, and a worker holding the gate then
+            # would stall every other that wants it.
+            quiet = len(self.client._out_messages) < QUIET  # paho's unacknowledged: a read, no lock
+            with self.client.batch() if quiet else nullcontext(), self._gate:
                 self._states[(pdu, port)] = on
                 if self.connected.is_set():
                     self._send_state(pdu, port, on)
@@ -931,7 +944,7 @@ class MqttBridge:
         """Publish an ack made before (a journalled one, after a restart), or hold it until connected."""
         reserved = self._reserve(_ack_messages((command, payload)))
         try:
-            with self._gate:
+            with self.client.batch(), self._gate:  # one write for the ack and the reply, after the gate
                 self._publish_or_hold((command, payload))
         finally:
             self.window.release(reserved)
@@ -952,17 +965,16 @@ class MqttBridge:
     def _publish_ack(self, command: Command, payload: bytes) -> None:
         """The ack on ``…/ack`` and the response topic (under the gate, connected)."""
         published = []
-        with self.client.batch():  # one write for both, and before the journal thread is woken
+        try:
+            published.append(self._send(f"{command.reply_to}/ack", payload))
+        except ValueError:  # a topic paho refuses (too long for MQTT): nowhere to answer
+            log.info("cannot answer on %s", quote(f"{command.reply_to}/ack"))
+        if command.response_topic:
             try:
-                published.append(self._send(f"{command.reply_to}/ack", payload))
-            except ValueError:  # a topic paho refuses (too long for MQTT): nowhere to answer
-                log.info("cannot answer on %s", quote(f"{command.reply_to}/ack"))
-            if command.response_topic:
-                try:
-                    published.append(self._send(command.response_topic, payload,
-                                                properties=mqtt_wire.reply_properties(command.correlation)))
-                except ValueError:  # a response topic paho refuses: nowhere to answer
-                    log.info("cannot answer on response topic %s", quote(command.response_topic))
+                published.append(self._send(command.response_topic, payload,
+                                            properties=mqtt_wire.reply_properties(command.correlation)))
+            except ValueError:  # a response topic paho refuses: nowhere to answer
+                log.info("cannot answer on response topic %s", quote(command.response_topic))
         if self.journal is not None:
             self.journal.ack_sent(command, published)
 
