@@ -219,7 +219,8 @@ class _Client(mqtt.Client):
         if sock is None:
             return not out
         head = []
-        for packet in out:
+        for index in range(len(out)):  # by index: iterating would fail when another thread appends
+            packet = out[index]
             kind = packet["command"] & 0xF0
             if not (kind == mqtt.PUBACK or (kind == mqtt.PUBLISH and packet["qos"])):
                 break
