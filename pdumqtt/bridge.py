@@ -152,8 +152,8 @@ class _Client(mqtt.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # paho wakes its network thread for each packet another thread queues, and that thread
-        # then writes it: a worker's PUBACK, state, ack and reply cost four wake-ups and a
-        # thread hand-over each. On a plain TCP socket the queuing thread writes them itself
+        # then writes it: a command's PUBACK (the journal's thread), its state, ack and reply (its
+        # worker) cost four wake-ups and thread hand-overs. On a plain TCP socket the queuing thread writes them itself
         # (sending and receiving from two threads is safe there, unlike TLS or websockets);
         # this lock keeps one writer at a time, so packets leave whole and in queue order.
         self._write_lock = threading.RLock()
@@ -228,7 +228,7 @@ class _Client(mqtt.Client):
         if not head:
             return not out
         try:
-            sent = sock.send(b"".join(bytes(p["packet"][p["pos"]:]) if p["pos"] else p["packet"] for p in head))
+            sent = sock.send(b"".join(p["packet"][p["pos"]:] if p["pos"] else p["packet"] for p in head))
         except OSError:  # BlockingIOError, or the connection is going: the network thread sees to it
             return False
         with self._msgtime_mutex:

@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import paho.mqtt.client as mqtt
 
@@ -80,6 +80,14 @@ CREATE TABLE IF NOT EXISTS deliveries (   -- per MQTT packet id, the last messag
     digest BLOB NOT NULL
 );
 """
+
+
+class AckingClient(Protocol):
+    """What the journal needs of the bridge's MQTT client (``_Client`` in pdumqtt/bridge.py)."""
+
+    def ack(self, mid: int, qos: int) -> Any: ...
+
+    def batch(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 class JournalError(Exception):
@@ -147,7 +155,7 @@ class Journal:
         self.path = path
         self.window = transaction_window
         self.submit: Callable[[Command], None] = lambda command: None  # where journalled commands go
-        self.client: mqtt.Client | None = None  # acknowledges the messages, in the order they came
+        self.client: AckingClient | None = None  # acknowledges the messages, in the order they came
         # answers a command that cannot be journalled (a full disk): never safe, so never run
         self.refuse: Callable[[Command, str], None] = lambda command, reason: None
         # told of each command marked running, on its PDU's worker (a fleet tells its standbys)
@@ -451,8 +459,7 @@ class Journal:
             elif kind == "puback":
                 pubacks.append((first, second))
         if pubacks and self.client is not None:
-            batch = getattr(self.client, "batch", contextlib.nullcontext)  # the bridge's: one write for all
-            with batch():
+            with self.client.batch():  # one write for all
                 for mid, qos in pubacks:
                     self.client.ack(mid, qos)
 
